@@ -1,0 +1,1 @@
+"""Subcommand modules of the ``molesyn`` CLI; each defines ``register(subparsers)``."""

@@ -1,0 +1,33 @@
+"""Error types of molesyn: every bad-input error names the file and, where there is one, the line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MolesynError(Exception):
+    """Base class for errors molesyn reports to users as one clear line."""
+
+
+class InputError(MolesynError):
+    """Bad input data: malformed JSON, missing fields, wrong types, empty traces.
+
+    The message always starts with ``FILE:LINE:`` (or ``FILE:`` when no line applies), like a compiler error,
+    so that the command line can print it as one line and users can jump to the spot.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.reason = message
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        super().__init__(f"{where}{message}")
+
+
+class DataMissingError(MolesynError):
+    """A data file the caller asked for is not in the data directory."""
+
+
+class CacheError(MolesynError):
+    """The on-disk cache could not be read or written (for example a full disk)."""

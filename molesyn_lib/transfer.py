@@ -1,0 +1,300 @@
+"""The distribution-transfer graph of a corpus: the paper's "molecular structure" of Long CoT.
+
+For a corpus of behaviour sequences (one per trace) the graph holds the 4x4 transition counts between consecutive
+steps, the row-normalised transition matrix ``P(next | current)`` and the marginal behaviour distribution, over the
+states N, D, R, E in that order. Tools here compare graphs (Pearson correlation of the transition matrices, as in the
+paper's Figure 5; Jensen-Shannon distances), measure how stable a corpus's graph is under resampling (bootstrap), and
+compute entropies. Graphs serialise to the ``GRAPH.json`` format used by the command line.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import pearsonr
+
+from .behaviors import STATE_INDEX, STATES
+from .errors import InputError
+
+N_STATES = len(STATES)
+
+
+def encode(sequence: Sequence[str]) -> np.ndarray:
+    """Behaviour codes -> integer array (raises ``ValueError`` naming a bad code)."""
+    try:
+        return np.fromiter((STATE_INDEX[b] for b in sequence), dtype=np.int64, count=len(sequence))
+    except KeyError as exc:
+        raise ValueError(f"unknown behaviour {exc.args[0]!r}; expected one of {', '.join(STATES)}") from None
+
+
+def transition_counts(sequences: Iterable[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Count consecutive-step transitions and step behaviours: ``(counts 4x4, behaviour counts 4)``."""
+    counts = np.zeros((N_STATES, N_STATES), dtype=np.int64)
+    totals = np.zeros(N_STATES, dtype=np.int64)
+    for sequence in sequences:
+        codes = encode(sequence)
+        if codes.size == 0:
+            continue
+        totals += np.bincount(codes, minlength=N_STATES)
+        if codes.size > 1:
+            np.add.at(counts, (codes[:-1], codes[1:]), 1)
+    return counts, totals
+
+
+def normalise_rows(counts: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
+    """Row-normalise a count matrix; a row with no mass (and no smoothing) becomes uniform."""
+    counts = np.asarray(counts, dtype=float) + smoothing
+    sums = counts.sum(axis=1, keepdims=True)
+    uniform = np.full_like(counts, 1.0 / counts.shape[1])
+    return np.where(sums > 0, counts / np.where(sums > 0, sums, 1.0), uniform)
+
+
+@dataclass
+class TransferGraph:
+    """A corpus's behaviour transfer graph.
+
+    Attributes:
+        counts: 4x4 transition counts, ``counts[i, j]`` = number of steps of behaviour ``i`` followed by ``j``.
+        behavior_counts: number of steps of each behaviour.
+        n_traces: traces that contributed.
+        labeler: the labeller that produced the behaviours (provenance).
+        name: a display name (model or corpus).
+        smoothing: additive smoothing used by :attr:`transition` (0 = maximum likelihood).
+    """
+
+    counts: np.ndarray
+    behavior_counts: np.ndarray
+    n_traces: int = 0
+    labeler: str | None = None
+    name: str | None = None
+    smoothing: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_sequences(cls, sequences: Iterable[Sequence[str]], **kwargs: Any) -> TransferGraph:
+        """Estimate the graph from behaviour sequences (one list of N/D/R/E per trace)."""
+        sequences = [list(s) for s in sequences]
+        counts, totals = transition_counts(sequences)
+        return cls(counts=counts, behavior_counts=totals, n_traces=sum(1 for s in sequences if s), **kwargs)
+
+    @classmethod
+    def from_matrix(cls, transition: np.ndarray | Sequence[Sequence[float]], marginal: Sequence[float] | None = None,
+                    name: str | None = None) -> TransferGraph:
+        """A graph given directly by its transition matrix (and marginal); counts are scaled probabilities."""
+        transition = np.asarray(transition, dtype=float)
+        if transition.shape != (N_STATES, N_STATES) or np.any(transition < 0):
+            raise ValueError("transition must be a non-negative 4x4 matrix")
+        transition = normalise_rows(transition)
+        marginal_arr = stationary_distribution(transition) if marginal is None else np.asarray(marginal, float)
+        marginal_arr = marginal_arr / marginal_arr.sum()
+        scale = 1_000_000
+        counts = np.rint(transition * marginal_arr[:, None] * scale).astype(np.int64)
+        graph = cls(counts=counts, behavior_counts=np.rint(marginal_arr * scale).astype(np.int64), name=name)
+        graph._transition = transition
+        graph._marginal = marginal_arr
+        return graph
+
+    # cached overrides for graphs given as probabilities
+    _transition: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _marginal: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def transition(self) -> np.ndarray:
+        """``P(next | current)``, rows summing to 1."""
+        if self._transition is not None:
+            return self._transition
+        return normalise_rows(self.counts, self.smoothing)
+
+    @property
+    def marginal(self) -> np.ndarray:
+        """Share of steps of each behaviour."""
+        if self._marginal is not None:
+            return self._marginal
+        total = self.behavior_counts.sum()
+        return self.behavior_counts / total if total else np.full(N_STATES, 1.0 / N_STATES)
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.behavior_counts.sum())
+
+    def marginal_dict(self) -> dict[str, float]:
+        return {s: float(v) for s, v in zip(STATES, self.marginal)}
+
+    def entropy(self) -> float:
+        """Shannon entropy (bits) of the marginal behaviour distribution."""
+        return shannon_entropy(self.marginal)
+
+    def entropy_rate(self) -> float:
+        """Entropy rate (bits per step) of the Markov chain: sum_i pi_i H(P[i, :])."""
+        return float(sum(p * shannon_entropy(row) for p, row in zip(self.marginal, self.transition)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``GRAPH.json`` record (see :func:`load_graph`)."""
+        return {
+            "states": list(STATES),
+            "transition": np.round(self.transition, 10).tolist(),
+            "marginal": np.round(self.marginal, 10).tolist(),
+            "counts": self.counts.astype(int).tolist(),
+            "n_traces": int(self.n_traces),
+            "n_steps": self.n_steps,
+            "labeler": self.labeler,
+            "name": self.name,
+            **({"meta": self.meta} if self.meta else {}),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def sample_next(self, current: str, rng: np.random.Generator) -> str:
+        """Sample the behaviour after ``current`` from ``P(. | current)``."""
+        return STATES[int(rng.choice(N_STATES, p=self.transition[STATE_INDEX[current]]))]
+
+    def sample_start(self, rng: np.random.Generator) -> str:
+        """Sample a start behaviour from the marginal distribution."""
+        return STATES[int(rng.choice(N_STATES, p=self.marginal))]
+
+
+def graph_from_dict(record: dict[str, Any], path: str | Path = "<memory>") -> TransferGraph:
+    """Read a ``GRAPH.json`` record (``states``, ``transition`` and optionally ``counts``, ``marginal``...)."""
+    if list(record.get("states", STATES)) != list(STATES):
+        raise InputError(f"graph states must be {list(STATES)}, got {record.get('states')}", path)
+    try:
+        transition = np.asarray(record["transition"], dtype=float)
+    except (KeyError, TypeError, ValueError):
+        raise InputError("graph needs a 4x4 numeric 'transition' matrix", path) from None
+    if transition.shape != (N_STATES, N_STATES) or np.any(transition < 0):
+        raise InputError(f"'transition' must be a non-negative 4x4 matrix, got shape {transition.shape}", path)
+    if not np.allclose(transition.sum(axis=1), 1.0, atol=1e-6):
+        raise InputError("'transition' rows must each sum to 1", path)
+    if record.get("counts") is not None and record.get("marginal") is not None:
+        counts = np.asarray(record["counts"], dtype=np.int64)
+        marginal = np.asarray(record["marginal"], dtype=float)
+        n_steps = int(record.get("n_steps") or counts.sum() or 1)
+        graph = TransferGraph(counts=counts, behavior_counts=np.rint(marginal * n_steps).astype(np.int64),
+                              n_traces=int(record.get("n_traces") or 0), labeler=record.get("labeler"),
+                              name=record.get("name"), meta=record.get("meta") or {})
+        graph._transition = transition
+        graph._marginal = marginal / marginal.sum()
+        return graph
+    graph = TransferGraph.from_matrix(transition, record.get("marginal"), name=record.get("name"))
+    graph.labeler = record.get("labeler")
+    return graph
+
+
+def load_graph(path: str | Path) -> TransferGraph:
+    """Load a ``GRAPH.json`` file written by :meth:`TransferGraph.save` or ``molesyn graph``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path)
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg})", path, exc.lineno) from None
+    if not isinstance(record, dict):
+        raise InputError("a graph file must hold a JSON object", path)
+    return graph_from_dict(record, path)
+
+
+def shannon_entropy(probabilities: Sequence[float] | np.ndarray) -> float:
+    """Shannon entropy in bits (zeros ignored)."""
+    p = np.asarray(probabilities, dtype=float)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum()) if p.size else 0.0
+
+
+def stationary_distribution(transition: np.ndarray) -> np.ndarray:
+    """The stationary distribution of a row-stochastic matrix (left eigenvector of eigenvalue 1)."""
+    values, vectors = np.linalg.eig(np.asarray(transition, dtype=float).T)
+    vector = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
+    vector = np.abs(vector)
+    return vector / vector.sum()
+
+
+def pearson(a: TransferGraph | np.ndarray, b: TransferGraph | np.ndarray) -> float:
+    """Pearson correlation between two graphs' flattened transition matrices (the paper's Figure 5 statistic)."""
+    x = (a.transition if isinstance(a, TransferGraph) else np.asarray(a, float)).ravel()
+    y = (b.transition if isinstance(b, TransferGraph) else np.asarray(b, float)).ravel()
+    if np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(pearsonr(x, y).statistic)
+
+
+def pearson_with_p(a: TransferGraph, b: TransferGraph) -> tuple[float, float]:
+    """Pearson r and its two-sided p-value (16 matrix cells) between two graphs."""
+    result = pearsonr(a.transition.ravel(), b.transition.ravel())
+    return float(result.statistic), float(result.pvalue)
+
+
+def js_distance(a: TransferGraph, b: TransferGraph, what: str = "transition") -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between the marginals, or the marginal-weighted mean over the
+    transition rows (``what="transition"``)."""
+    if what == "marginal":
+        return float(jensenshannon(a.marginal, b.marginal, base=2))
+    weights = (a.marginal + b.marginal) / 2
+    rows = [jensenshannon(ra, rb, base=2) for ra, rb in zip(a.transition, b.transition)]
+    return float(np.dot(weights, rows) / weights.sum())
+
+
+def kl_divergence(p: TransferGraph, q: TransferGraph, smoothing: float = 1e-3) -> float:
+    """KL(p || q) in bits between the two chains' transition rows, weighted by p's marginal (smoothed q)."""
+    qt = normalise_rows(q.transition + smoothing)
+    pt = p.transition
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(pt > 0, pt * np.log2(pt / qt), 0.0)
+    return float(np.dot(p.marginal, terms.sum(axis=1)))
+
+
+def correlation_matrix(graphs: dict[str, TransferGraph]) -> tuple[list[str], np.ndarray]:
+    """Pairwise Pearson correlations of named graphs: ``(names, matrix)``."""
+    names = list(graphs)
+    matrix = np.array([[pearson(graphs[a], graphs[b]) for b in names] for a in names])
+    return names, matrix
+
+
+@dataclass
+class StabilityCurve:
+    """Bootstrap stability of a corpus's graph versus the number of sampled traces.
+
+    ``r_full[k]``: Pearson r between graphs of ``sizes[k]`` resampled traces and the full-corpus graph, one value per
+    repeat; ``r_pair[k]``: Pearson r between two independent resamples of that size.
+    """
+
+    sizes: list[int]
+    r_full: list[list[float]]
+    r_pair: list[list[float]]
+
+    def summary(self) -> list[dict[str, float]]:
+        return [{"n": n, "r_full_mean": float(np.nanmean(f)), "r_full_p05": float(np.nanpercentile(f, 5)),
+                 "r_pair_mean": float(np.nanmean(p)), "r_pair_p05": float(np.nanpercentile(p, 5))}
+                for n, f, p in zip(self.sizes, self.r_full, self.r_pair)]
+
+
+def bootstrap_stability(sequences: Sequence[Sequence[str]], sizes: Sequence[int], repeats: int = 50,
+                        seed: int = 0) -> StabilityCurve:
+    """Resample traces with replacement at each size and correlate with the full graph and with each other."""
+    if not sequences:
+        raise ValueError("bootstrap_stability needs at least one sequence")
+    rng = np.random.default_rng(seed)
+    per_trace = [transition_counts([s])[0] for s in sequences]
+    stacked = np.stack(per_trace)
+    full = normalise_rows(stacked.sum(axis=0))
+    r_full: list[list[float]] = []
+    r_pair: list[list[float]] = []
+    for size in sizes:
+        fulls, pairs = [], []
+        for _ in range(repeats):
+            first = normalise_rows(stacked[rng.integers(0, len(stacked), size)].sum(axis=0))
+            second = normalise_rows(stacked[rng.integers(0, len(stacked), size)].sum(axis=0))
+            fulls.append(pearson(first, full))
+            pairs.append(pearson(first, second))
+        r_full.append(fulls)
+        r_pair.append(pairs)
+    return StabilityCurve(sizes=list(sizes), r_full=r_full, r_pair=r_pair)
