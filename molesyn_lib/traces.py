@@ -245,7 +245,31 @@ def load_traces(path: str | Path, model: str | None = None, segment_config: Segm
         corpus.append(trace)
         if limit is not None and len(corpus) >= limit:
             break
+    _flag_unclosed_thinking(corpus)
+    if truncated != "keep":
+        dropped = [t for t in corpus if t.truncated]
+        if truncated == "error" and dropped:
+            raise InputError("truncated trace: the model's other responses close '</think>' but this one does not",
+                             path, int(dropped[0].source.rsplit(":", 1)[1]) if dropped[0].source else None)
+        corpus.skipped["truncated"] += len(dropped)
+        corpus[:] = [t for t in corpus if not t.truncated]
     return corpus
+
+
+def _flag_unclosed_thinking(corpus: Corpus) -> None:
+    """Flag as truncated the responses of a thinking model that lack ``</think>`` (QwQ-style outputs omit the
+    opening tag, so a cut-off response has no tag at all): a model is a thinking model when most of its responses
+    in the file close a thinking block."""
+    by_model: dict[str, list[Trace]] = {}
+    for trace in corpus:
+        if trace.response is not None:
+            by_model.setdefault(trace.model or "", []).append(trace)
+    for traces in by_model.values():
+        closed = sum(THINK_CLOSE in t.response for t in traces if t.response is not None)
+        if closed * 2 > len(traces):
+            for trace in traces:
+                if trace.response is not None and THINK_CLOSE not in trace.response:
+                    trace.truncated = True
 
 
 def save_traces(traces: Iterable[Trace], path: str | Path) -> int:

@@ -1,0 +1,87 @@
+"""``molesyn label``, ``molesyn graph`` and ``molesyn compare``: label trace steps, estimate transfer graphs, compare
+them."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+from ..labelers import available_labelers, get_labeler, label_corpus
+from ..traces import Corpus, load_traces
+from ..transfer import TransferGraph, js_distance, kl_divergence, load_graph, pearson_with_p
+
+
+def _add_trace_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("traces", help="trace JSONL file (lines with 'response' or 'steps')")
+    parser.add_argument("--model", help="keep only lines whose 'model' or 'generator' equals this name")
+    parser.add_argument("--labeler", default="lexical",
+                        help=f"behaviour labeller: {', '.join(available_labelers())} (default: lexical)")
+    parser.add_argument("--drop-truncated", action="store_true",
+                        help="skip traces whose thinking block is never closed (counted on stderr)")
+    parser.add_argument("--out", required=True, help="output file")
+
+
+def _load(args: argparse.Namespace) -> Corpus:
+    corpus = load_traces(args.traces, model=args.model, truncated="skip" if args.drop_truncated else "keep")
+    if not corpus:
+        reason = f" for model {args.model!r}" if args.model else ""
+        raise InputError(f"no usable traces{reason} ({corpus.summary()})", args.traces)
+    print(f"loaded {corpus.summary()}", file=sys.stderr)
+    return corpus
+
+
+def run_label(args: argparse.Namespace) -> int:
+    corpus = _load(args)
+    labels = label_corpus(corpus, get_labeler(args.labeler))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(out, "w", encoding="utf-8") as handle:
+        for trace, trace_labels in zip(corpus, labels):
+            for index, (text, behavior) in enumerate(zip(trace.steps, trace_labels)):
+                handle.write(json.dumps({"trace_id": trace.trace_id, "model": trace.model, "step": index,
+                                         "text": text, "behavior": behavior}, ensure_ascii=False) + "\n")
+                n += 1
+    print(f"wrote {n} labelled steps of {len(corpus)} traces to {out}", file=sys.stderr)
+    return 0
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    corpus = _load(args)
+    labels = label_corpus(corpus, get_labeler(args.labeler))
+    graph = TransferGraph.from_sequences(labels, labeler=args.labeler, name=args.model or Path(args.traces).stem,
+                                         meta={"source": str(args.traces), "n_truncated": corpus.n_truncated(),
+                                               "skipped": dict(corpus.skipped)})
+    graph.save(args.out)
+    print(f"wrote graph of {graph.n_traces} traces / {graph.n_steps} steps to {args.out}", file=sys.stderr)
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    first, second = load_graph(args.graph_a), load_graph(args.graph_b)
+    r, p = pearson_with_p(first, second)
+    if args.json:
+        print(json.dumps({"pearson": r, "p_value": p, "js_transition": js_distance(first, second),
+                          "js_marginal": js_distance(first, second, "marginal"),
+                          "kl_a_b": kl_divergence(first, second)}))
+    else:
+        print(f"{r:.4f}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    label = subparsers.add_parser("label", help="label every step of every trace with N/D/R/E (one JSON line/step)")
+    _add_trace_options(label)
+    label.set_defaults(func=run_label)
+
+    graph = subparsers.add_parser("graph", help="estimate the 4x4 behaviour transfer graph of a trace file")
+    _add_trace_options(graph)
+    graph.set_defaults(func=run_graph)
+
+    compare = subparsers.add_parser("compare", help="Pearson correlation of two graphs' transition matrices")
+    compare.add_argument("graph_a")
+    compare.add_argument("graph_b")
+    compare.add_argument("--json", action="store_true", help="print r, p-value and divergences as JSON")
+    compare.set_defaults(func=run_compare)

