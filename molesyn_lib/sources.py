@@ -112,12 +112,39 @@ def load_thought_anchors(root: str | Path | None = None) -> Corpus:
     return corpus
 
 
-_STEERING_SPAN_RE = re.compile(r'\["([a-z-]+)"\](.*?)\["end-section"\]', re.DOTALL)
+_STEERING_TAGS = "initializing|deduction|adding-knowledge|example-testing|uncertainty-estimation|backtracking|end-section"
+#: ``["label"]`` or, in some upstream records, ``[4. label]`` / ``[label]`` (only the known tag names).
+_STEERING_TAG_RE = re.compile(rf'\[(?:"([a-z-]+)"|(?:\d+\.\s*)?({_STEERING_TAGS}))\]')
 
 
-def parse_steering_annotation(annotated: str) -> list[tuple[str, str]]:
-    """Parse ``["label"]text["end-section"]`` spans into ``(label, text)`` pairs (empty texts dropped)."""
-    return [(label, text.strip()) for label, text in _STEERING_SPAN_RE.findall(annotated) if text.strip()]
+def parse_steering_annotation(annotated: str) -> tuple[list[tuple[str, str]], int]:
+    """Parse ``["label"]text["end-section"]`` (also ``[4. label]`` and ``[label]`` openers) spans into ``(label, text)`` pairs (empty texts dropped).
+
+    Returns the spans and the number of non-empty text pieces that sat outside any labelled span (a few upstream
+    records close a section twice or forget an opening tag); those pieces are not steps and are counted, not lost
+    silently.
+    """
+    spans: list[tuple[str, str]] = []
+    orphans = 0
+    label: str | None = None
+    position = 0
+    for match in _STEERING_TAG_RE.finditer(annotated):
+        text = annotated[position:match.start()].strip()
+        if text:
+            if label is None:
+                orphans += 1
+            else:
+                spans.append((label, text))
+        tag = match.group(1) or match.group(2)
+        label = None if tag == "end-section" else tag
+        position = match.end()
+    tail = annotated[position:].strip()
+    if tail:
+        if label is None:
+            orphans += 1
+        else:
+            spans.append((label, tail))
+    return spans, orphans
 
 
 def load_steering(model: str, root: str | Path | None = None) -> Corpus:
@@ -134,7 +161,9 @@ def load_steering(model: str, root: str | Path | None = None) -> Corpus:
         raise InputError(f"not valid JSON ({exc.msg})", path, exc.lineno) from None
     corpus = Corpus(source=str(path))
     for index, record in enumerate(records):
-        spans = parse_steering_annotation(record.get("annotated_response") or "")
+        spans, orphans = parse_steering_annotation(record.get("annotated_response") or "")
+        if orphans:
+            corpus.skipped["unlabelled text pieces"] += orphans
         if not spans:
             corpus.skipped["empty"] += 1
             continue

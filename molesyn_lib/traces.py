@@ -122,36 +122,36 @@ def split_thinking(response: str) -> tuple[str, str | None, bool]:
     return response, None, False
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def _open_binary(path: Path) -> io.BufferedIOBase:
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")  # noqa: SIM115 - closed by the caller's context manager
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")  # noqa: SIM115 - closed by the caller's context manager
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSONL file (``.gz`` allowed), streaming.
 
-    Raises :class:`InputError` naming the file and line for a line that is not JSON or not an object,
-    and for a file that does not exist or is not UTF-8.
+    Raises :class:`InputError` naming the file and line for a line that is not UTF-8, not JSON or not an object,
+    and for a file that does not exist.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path)
-    line_no = 0
-    try:
-        with _open_text(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", path, line_no) from None
-                if not isinstance(obj, dict):
-                    raise InputError(f"expected a JSON object, got {type(obj).__name__}", path, line_no)
-                yield line_no, obj
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason})", path, line_no + 1) from None
+    with _open_binary(path) as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path, line_no) from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", path, line_no) from None
+            if not isinstance(obj, dict):
+                raise InputError(f"expected a JSON object, got {type(obj).__name__}", path, line_no)
+            yield line_no, obj
 
 
 def _first(obj: dict[str, Any], *keys: str) -> Any:
