@@ -298,3 +298,21 @@ def bootstrap_stability(sequences: Sequence[Sequence[str]], sizes: Sequence[int]
         r_full.append(fulls)
         r_pair.append(pairs)
     return StabilityCurve(sizes=list(sizes), r_full=r_full, r_pair=r_pair)
+
+
+def bootstrap_pearson(first: Sequence[Sequence[str]], second: Sequence[Sequence[str]], repeats: int = 200,
+                      seed: int = 0) -> np.ndarray:
+    """Pearson r between the graphs of two corpora, each resampled (traces with replacement) ``repeats`` times.
+
+    The spread of the returned values is the sampling uncertainty of the cross-corpus correlation.
+    """
+    if not first or not second:
+        raise ValueError("bootstrap_pearson needs two non-empty corpora")
+    rng = np.random.default_rng(seed)
+    a = np.stack([transition_counts([s])[0] for s in first])
+    b = np.stack([transition_counts([s])[0] for s in second])
+    values = np.empty(repeats)
+    for k in range(repeats):
+        values[k] = pearson(normalise_rows(a[rng.integers(0, len(a), len(a))].sum(axis=0)),
+                            normalise_rows(b[rng.integers(0, len(b), len(b))].sum(axis=0)))
+    return values
