@@ -100,7 +100,8 @@ def _compile_opening(cues: Sequence[str]) -> re.Pattern[str]:
 
 
 def _compile_body(cues: Sequence[str]) -> list[re.Pattern[str]]:
-    return [re.compile(c, re.I | re.M) for c in cues]
+    """Body cues are matched against the lower-cased step (no IGNORECASE flag: measurably faster)."""
+    return [re.compile(c, re.M) for c in cues]
 
 
 @dataclass
@@ -127,12 +128,13 @@ class LexicalLabeler:
     def scores(self, step: str) -> dict[str, float]:
         """Cue scores of one step for R, E and D (N is the fallback)."""
         head = _STRIP_PREFIX.sub("", step[:200])
+        lowered = step.lower()
         scores: dict[str, float] = {}
         for behavior in ("R", "E", "D"):
             score = self.opening_weight if self._opening[behavior].match(head) else 0.0
             hits = 0
             for pattern in self._body[behavior]:
-                if pattern.search(step):
+                if pattern.search(lowered):
                     hits += 1
                     if hits >= self.body_cap:
                         break
