@@ -132,3 +132,35 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None,
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def render_scoreboard(root: str | Path | None = None) -> str:
+    """The claims scoreboard page (MyST markdown) from every chapter's recorded claims."""
+    claims = load_claims(root)
+    lines = [
+        "# Claims scoreboard",
+        "",
+        "Every claim of the paper that this book tests, with the paper's number, ours (read from the results each "
+        "chapter saved when it ran, never typed in), the setting and a verdict. *reproduced*: our measurement "
+        "supports the claim in our setting; *partly*: the direction holds but not the size, or only in some cases; "
+        "*not reproduced*: our measurement disagrees; *not tested*: no measurement yet.",
+        "",
+    ]
+    if not claims:
+        lines.append("No chapter has recorded its claims yet: run `molesyn book run`.")
+        return "\n".join(lines) + "\n"
+    counts: dict[str, int] = {}
+    for claim in claims:
+        counts[claim["verdict"]] = counts.get(claim["verdict"], 0) + 1
+    lines.append("**Verdicts:** " + ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())) + ".")
+    lines.append("")
+    rows = []
+    for claim in claims:
+        anchor = claim.get("section") or ""  # a MyST heading slug (myst_heading_anchors in _config.yml)
+        link = f"[{claim['chapter']}](chapters/{claim['chapter']}.ipynb#{anchor})" if anchor else \
+            f"[{claim['chapter']}](chapters/{claim['chapter']}.ipynb)"
+        rows.append({"claim": claim["claim"], "paper": claim["paper"], "measured": claim["measured"],
+                     "setting": f"{claim['setting']} (profile {claim['profile']})", "verdict": f"**{claim['verdict']}**",
+                     "where": link})
+    lines.append(markdown_table(rows, ["claim", "paper", "measured", "setting", "verdict", "where"]))
+    return "\n".join(lines) + "\n"
