@@ -47,6 +47,9 @@ def write_json_atomic(path: Path, payload: Any) -> Path:
     with os.fdopen(handle, "w") as out:
         json.dump(_jsonable(payload), out, indent=2)
         out.write("\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the mode a plain open() would
     os.replace(temp, path)
     return path
 
