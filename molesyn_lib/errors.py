@@ -31,3 +31,7 @@ class DataMissingError(MolesynError):
 
 class CacheError(MolesynError):
     """The on-disk cache could not be read or written (for example a full disk)."""
+
+
+class UnknownNameError(MolesynError, ValueError):
+    """A registry (labellers, backends, compressors ...) was asked for a name it does not know."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import UnknownNameError
 from ..traces import Trace
 
 
@@ -51,7 +52,7 @@ def get_labeler(name: str, **options: Any) -> Labeler:
     """Build the labeller registered under ``name`` with ``options``."""
     _load_builtin()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown labeller {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        raise UnknownNameError(f"unknown labeller {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name](**options)
 
 
