@@ -1,0 +1,484 @@
+"""Small, cached experiment runners for the lab chapters: one run = write data, train a student, evaluate it.
+
+A :class:`RunConfig` fully describes a run: the training data as one or more :class:`Phase` objects (teachers
+mixed task by task, keyword variant, number of traces, share of the token budget: two phases = sequential A-then-B
+training), the task family, the student, the **supervised-token budget** (equal across conditions, since
+reflective traces are longer) and the evaluation. :func:`run_one` returns a tidy, flat record (pandas-friendly;
+nested extras under ``student_graph``, ``trajectory``, ``samples``) and caches it as JSON under
+``cache_dir()/lab/runs/<key>.json`` where the key hashes the whole config, the resolved teacher specs (their target
+matrices included: when the lead's measured graphs replace the fallbacks, runs recompute) and :data:`LAB_VERSION`.
+The display label ``condition`` is not part of the key, so the same run serves several experiments.
+
+:func:`run_grid` runs many configs: cached ones instantly, the others in ``workers`` spawned processes (default 2,
+one torch thread each) with a progress bar; the records come back in the configs' order. :func:`summarize` gives
+mean, sd, min, max and every seed's value per condition.
+
+Grid builders for Chapter 2 (each returns configs for every condition x seed; the same base settings everywhere so
+runs are shared through the cache): :func:`emergence_grid` (structure vs number of traces), :func:`keyword_grid`
+(original / replace1 / replace2 / removed cue words vs data size), :func:`isomer_grid` (R1-, QwQ-, gpt-oss- and
+instruct-like teachers, with entropy probes), :func:`mixing_grid` (A only, B only, A+B mixed, A then B, B then A),
+:func:`imitation_grid` (human-style and ICL-imitation teachers against Long-CoT teachers).
+
+Profiles (:data:`PROFILES`):
+
+* ``smoke`` (2 CPU cores; measured in ``benchmarks/RESULTS_lab.md``). Settings:
+
+  - K=3 chains mod 10; 2000 training tasks, 150 test tasks;
+  - the ``tiny`` student (0.13M params), batch 8, lr 3e-3;
+  - 300k supervised tokens per run (25-32 s of one core);
+  - 3 seeds; 3 entropy probes on 48 tasks; 100 self-correction probes.
+
+  The five training experiments need 45 distinct runs (shared runs are computed once). With other jobs keeping
+  the machine busy, 2 workers took 763 s for them at batch 16, and 789 s at the final batch 8 with 9 extra
+  emergence runs (54 in all).
+
+  At this budget students learn the *format* and part of the *structure*. Their transfer graph correlates with their
+  own teacher's (r = 0.5-0.7 for R1- and gpt-oss-like teachers, 0.9 for N/D-only ones) and reflection and
+  exploration appear in the right proportions within a factor of 2. They do not learn the arithmetic: accuracy sits
+  at the guessing floor ``acc_floor`` (about 0.2), so accuracy must not be read as an effect.
+
+* ``full`` (one GPU). Settings:
+
+  - K=5 chains; 20000 training tasks, 500 test tasks;
+  - the ``base`` student (~14M params), batch 64, lr 1e-3;
+  - 20M supervised tokens per run; 5 seeds; 6 probes.
+
+  This is sized from the feasibility study: students pass the operand-tracking transition after about 1500 steps
+  of a 1M model. Not run here: this task had no GPU. Set ``bf16=True`` on a GPU for speed.
+
+See ``benchmarks/RESULTS_lab.md`` for measured times.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..config import cache_dir
+from ..errors import MolesynError
+from ..transfer import TransferGraph
+from .keywords import VARIANTS, replace_keywords
+from .tasks import TaskConfig, make_splits
+from .teachers import Teacher, get_teacher, graph_of
+
+#: Bump when the meaning of a run changes (grammar, metrics, training): old cached results are then ignored.
+LAB_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training phase.
+
+    Attributes:
+        teachers: teachers writing the data (several = mixed task by task, in equal shares).
+        n_traces: number of training traces (the first ``n_traces`` training tasks).
+        keywords: cue-word variant (:data:`~.keywords.VARIANTS`).
+        budget_share: share of the run's token budget spent in this phase.
+    """
+
+    teachers: tuple[str, ...] = ("r1",)
+    n_traces: int = 2000
+    keywords: str = "original"
+    budget_share: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.teachers, str):
+            object.__setattr__(self, "teachers", (self.teachers,))
+        if self.keywords not in VARIANTS:
+            raise MolesynError(f"unknown keyword variant {self.keywords!r}; expected one of {', '.join(VARIANTS)}")
+        if not self.teachers or self.n_traces < 1 or self.budget_share <= 0:
+            raise MolesynError("a phase needs teachers, n_traces >= 1 and budget_share > 0")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole lab run (see module docstring).
+
+    Attributes:
+        phases: training phases, in order.
+        seed: student initialisation, data order, teacher noise and sampling seed.
+        task: the task family; ``task_seed`` fixes the train/test tasks (the same for every teacher and seed).
+        n_train: size of the training task pool (phases use its first ``n_traces``); ``n_test`` held-out tasks.
+        student: student size (:data:`~.student.STUDENT_SPECS`).
+        token_budget: supervised completion tokens for the run (``None``: ``epochs`` passes over each phase).
+        batch_size, learning_rate: SFT settings; ``bf16``: bfloat16 mixed precision (for GPUs).
+        temperature: sampling temperature of the structure evaluation.
+        inject: tasks of the self-correction probe.
+        probe_points, probe_tasks: entropy-trajectory probes during training (0 points = none).
+        references: teachers whose graphs the student is compared with (besides its own training data).
+        condition: display label (not part of the cache key).
+    """
+
+    phases: tuple[Phase, ...] = (Phase(),)
+    seed: int = 0
+    task: TaskConfig = field(default_factory=lambda: TaskConfig(length=3))
+    task_seed: int = 1234
+    n_train: int = 2000
+    n_test: int = 150
+    student: str = "tiny"
+    token_budget: int | None = 300_000
+    epochs: float | None = None
+    batch_size: int = 8
+    learning_rate: float = 3e-3
+    bf16: bool = False
+    temperature: float = 1.0
+    inject: int = 100
+    probe_points: int = 3
+    probe_tasks: int = 64
+    references: tuple[str, ...] = ("r1", "qwq", "oss", "instruct")
+    condition: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """Everything that determines the run's result (the cache key's content)."""
+        record = asdict(self)
+        record.pop("condition")
+        teachers = sorted({t for p in self.phases for t in p.teachers} | set(self.references))
+        record["teacher_specs"] = {name: get_teacher(name).describe() for name in teachers}
+        record["lab_version"] = LAB_VERSION
+        return record
+
+    def key(self) -> str:
+        payload = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+    def label(self) -> str:
+        if self.condition:
+            return self.condition
+        return " then ".join("+".join(p.teachers) + ("" if p.keywords == "original" else f"[{p.keywords}]")
+                             for p in self.phases)
+
+
+# ------------------------------------------------------------------------------------------------------ profiles
+@dataclass(frozen=True)
+class Profile:
+    """Base settings of a chapter profile (see module docstring); ``base()`` gives its default :class:`RunConfig`."""
+
+    name: str
+    task: TaskConfig
+    n_train: int
+    n_test: int
+    student: str
+    token_budget: int
+    batch_size: int
+    learning_rate: float
+    seeds: tuple[int, ...]
+    inject: int
+    probe_points: int
+    probe_tasks: int
+    data_sizes: tuple[int, ...]
+
+    def base(self, **overrides: Any) -> RunConfig:
+        config = RunConfig(phases=(Phase(n_traces=self.n_train),), task=self.task, n_train=self.n_train,
+                           n_test=self.n_test, student=self.student, token_budget=self.token_budget,
+                           batch_size=self.batch_size, learning_rate=self.learning_rate, inject=self.inject,
+                           probe_points=self.probe_points, probe_tasks=self.probe_tasks)
+        return replace(config, **overrides)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", TaskConfig(length=3), n_train=2000, n_test=150, student="tiny", token_budget=300_000,
+                     batch_size=8, learning_rate=3e-3, seeds=(0, 1, 2), inject=100, probe_points=3, probe_tasks=48,
+                     data_sizes=(100, 500, 2000)),
+    "full": Profile("full", TaskConfig(length=5), n_train=20_000, n_test=500, student="base",
+                    token_budget=20_000_000, batch_size=64, learning_rate=1e-3, seeds=(0, 1, 2, 3, 4), inject=300,
+                    probe_points=6, probe_tasks=128, data_sizes=(500, 2000, 5000, 20_000)),
+}
+
+
+def profile(name: str | Profile) -> Profile:
+    if isinstance(name, Profile):
+        return name
+    if name not in PROFILES:
+        raise MolesynError(f"unknown lab profile {name!r}; expected one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+# ------------------------------------------------------------------------------------------------------ one run
+def runs_dir() -> Path:
+    path = cache_dir() / "lab" / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    path = cache_dir() / "lab" / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def phase_traces(phase: Phase, config: RunConfig, tasks: Sequence[Any], phase_index: int) -> list[Any]:
+    """The training traces of one phase: task ``i`` written by teacher ``i mod len(teachers)``, then keywords."""
+    chosen = list(tasks[: phase.n_traces])
+    if len(chosen) < phase.n_traces:
+        raise MolesynError(f"phase asks for {phase.n_traces} traces but the run has {len(tasks)} training tasks")
+    traces: list[Any] = [None] * len(chosen)
+    n = len(phase.teachers)
+    for k, name in enumerate(phase.teachers):
+        indices = list(range(k, len(chosen), n))
+        written = Teacher(name).traces([chosen[i] for i in indices], seed=config.seed * 1000 + phase_index,
+                                       task_config=config.task)
+        for i, trace in zip(indices, written):
+            traces[i] = trace
+    if phase.keywords != "original":
+        traces = replace_keywords(traces, phase.keywords, seed=config.seed)
+    return traces
+
+
+def run_one(config: RunConfig, cache: bool = True, keep_model: bool = False) -> dict[str, Any]:
+    """Run (or load from the cache) one lab run and return its record (see module docstring)."""
+    path = runs_dir() / f"{config.key()}.json"
+    if cache and path.is_file():
+        record = json.loads(path.read_text())
+        if not keep_model or (record.get("model_dir") and Path(record["model_dir"]).is_dir()):
+            record.update(condition=config.label(), cached=True)
+            return record
+    record = _execute(config, keep_model)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(record, default=_json_default) + "\n")
+    os.replace(tmp, path)
+    record["cached"] = False
+    return record
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _execute(config: RunConfig, keep_model: bool) -> dict[str, Any]:
+    from .evaluate import BehaviorProbe, EvalConfig, evaluate_student
+    from .student import TrainConfig, build_student, sft_rows, train_student
+
+    started = time.perf_counter()
+    splits = make_splits(config.n_train, config.n_test, config.task, config.task_seed)
+    phase_data = [phase_traces(p, config, splits.train, i) for i, p in enumerate(config.phases)]
+    references: dict[str, TransferGraph] = {}
+    for name in config.references:
+        references[name] = graph_of(Teacher(name).traces(splits.train[:1000], seed=99, task_config=config.task),
+                                    name=name)
+    all_data = [t for traces in phase_data for t in traces]
+    references["data"] = graph_of(all_data, name="data")
+    for index, traces in enumerate(phase_data):
+        if len(config.phases) > 1:
+            references[f"phase{index + 1}"] = graph_of(traces, name=f"phase{index + 1}")
+    student = build_student(config.student, seed=config.seed)
+    probe = None
+    if config.probe_points > 0:
+        probe = BehaviorProbe(student, splits.test[: config.probe_tasks], references, n_points=config.probe_points,
+                              seed=config.seed)
+    results = []
+    total_share = sum(p.budget_share for p in config.phases)
+    offset = 0
+    for phase, traces in zip(config.phases, phase_data):
+        budget = None if config.token_budget is None else int(config.token_budget * phase.budget_share / total_share)
+        train_config = TrainConfig(token_budget=budget, epochs=config.epochs, batch_size=config.batch_size,
+                                   learning_rate=config.learning_rate, seed=config.seed, threads=None,
+                                   bf16=config.bf16)
+        if probe is not None:
+            probe.at_steps = None
+            probe.offset_steps = offset
+        result = train_student(student, sft_rows(traces), train_config, callbacks=[probe] if probe else [])
+        offset += result.steps
+        results.append(result)
+    trained = time.perf_counter()
+    report = evaluate_student(student, splits.test, EvalConfig(temperature=config.temperature, inject=config.inject,
+                                                                seed=config.seed), references, name=config.label())
+    evaluated = time.perf_counter()
+    record: dict[str, Any] = {
+        "key": config.key(), "condition": config.label(), "seed": config.seed,
+        "teachers": " then ".join("+".join(p.teachers) for p in config.phases),
+        "keywords": ",".join(p.keywords for p in config.phases), "n_traces": config.phases[0].n_traces,
+        "n_phases": len(config.phases), "student": config.student, "params": student.n_params,
+        "task_length": config.task.length, "token_budget": config.token_budget,
+        "steps": sum(r.steps for r in results), "completion_tokens": sum(r.completion_tokens for r in results),
+        "train_loss": results[-1].train_loss, "train_seconds": round(trained - started, 2),
+        "eval_seconds": round(evaluated - trained, 2),
+        "data_chars": sum(len(t.final or "") + sum(len(s) + 1 for s in t.steps) for t in all_data) / len(all_data),
+        "data_accuracy": sum(bool(t.meta.get("correct")) for t in all_data) / len(all_data),
+        **{f"teacher_entropy_{name}": graph.entropy() for name, graph in references.items()},
+        **report.metrics,
+        "student_graph": report.student_graph.to_dict(),
+        "reference_graphs": {name: graph.to_dict() for name, graph in references.items()},
+        "trajectory": probe.records if probe is not None else [],
+        "samples": [t.to_record() for t in report.samples[:50]],
+        "config": config.describe(),
+    }
+    if keep_model:
+        directory = models_dir() / config.key()
+        student.meta.update(condition=config.label(), seed=config.seed)
+        student.save(directory)
+        record["model_dir"] = str(directory)
+    return record
+
+
+# ------------------------------------------------------------------------------------------------------ grids
+def _init_worker(threads: int) -> None:
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    torch.set_num_threads(threads)
+
+
+def _worker(config: RunConfig, cache: bool, keep_model: bool) -> dict[str, Any]:
+    return run_one(config, cache=cache, keep_model=keep_model)
+
+
+def run_grid(configs: Sequence[RunConfig], workers: int = 2, cache: bool = True, keep_model: bool = False,
+             progress: bool = True, threads_per_worker: int = 1) -> list[dict[str, Any]]:
+    """Run every config (cached ones are loaded); uncached ones in ``workers`` processes of one torch thread each.
+
+    Identical configs (same key) run once. Records come back in the order of ``configs``, each with its config's
+    ``condition`` label.
+    """
+    from tqdm.auto import tqdm
+
+    keys = [c.key() for c in configs]
+    records: dict[str, dict[str, Any]] = {}
+    todo: dict[str, RunConfig] = {}
+    for key, config in zip(keys, configs):
+        path = runs_dir() / f"{key}.json"
+        if cache and path.is_file() and not keep_model:
+            records[key] = json.loads(path.read_text()) | {"cached": True}
+        elif key not in todo:
+            todo[key] = config
+    bar = tqdm(total=len(todo), desc="lab runs", unit="run", disable=not progress or not todo)
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            for key, config in todo.items():
+                _init_worker(threads_per_worker)
+                records[key] = run_one(config, cache=cache, keep_model=keep_model)
+                bar.update(1)
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                                     initargs=(threads_per_worker,)) as pool:
+                futures = {pool.submit(_worker, config, cache, keep_model): key for key, config in todo.items()}
+                for future in as_completed(futures):
+                    key = futures[future]
+                    try:
+                        records[key] = future.result()
+                    except Exception as exc:
+                        raise MolesynError(f"lab run {todo[key].label()} (seed {todo[key].seed}) failed: "
+                                           f"{type(exc).__name__}: {exc}") from exc
+                    bar.update(1)
+    finally:
+        bar.close()
+    return [dict(records[key], condition=config.label(), seed=config.seed) for key, config in zip(keys, configs)]
+
+
+def seeds_of(configs: Iterable[RunConfig], seeds: Sequence[int]) -> list[RunConfig]:
+    return [replace(c, seed=s) for c in configs for s in seeds]
+
+
+def emergence_grid(p: str | Profile = "smoke", teacher: str = "r1", sizes: Sequence[int] | None = None,
+                   budget: str = "epochs", epochs: float = 3.0) -> list[RunConfig]:
+    """Experiment 1: the student's graph vs number of training traces.
+
+    ``budget="epochs"`` trains ``epochs`` passes over each data size (the paper's setting: more data, more training);
+    ``"tokens"`` gives every size the profile's token budget (more data = more distinct tasks, same compute).
+    """
+    p = profile(p)
+    sizes = tuple(sizes or p.data_sizes)
+    configs = []
+    for n in sizes:
+        overrides: dict[str, Any] = {"token_budget": None, "epochs": epochs} if budget == "epochs" else {}
+        configs.append(p.base(phases=(Phase((teacher,), n),), condition=f"{teacher} n={n}", **overrides))
+    return seeds_of(configs, p.seeds)
+
+
+def keyword_grid(p: str | Profile = "smoke", teacher: str = "qwq", variants: Sequence[str] = VARIANTS,
+                 sizes: Sequence[int] | None = None) -> list[RunConfig]:
+    """Experiment 2: cue words replaced by two synonym sets or removed, at each data size (token-matched)."""
+    p = profile(p)
+    sizes = tuple(sizes or p.data_sizes[-1:])
+    configs = [p.base(phases=(Phase((teacher,), n, keywords=v),), condition=f"{v} n={n}" if len(sizes) > 1 else v)
+               for n in sizes for v in variants]
+    return seeds_of(configs, p.seeds)
+
+
+def isomer_grid(p: str | Profile = "smoke", teachers: Sequence[str] = ("r1", "qwq", "oss", "instruct")
+                ) -> list[RunConfig]:
+    """Experiment 3: same tasks, different bond structure (token-matched, with entropy probes)."""
+    p = profile(p)
+    configs = [p.base(phases=(Phase((t,), p.n_train),), condition=t) for t in teachers]
+    return seeds_of(configs, p.seeds)
+
+
+def mixing_grid(p: str | Profile = "smoke", a: str = "r1", b: str = "oss") -> list[RunConfig]:
+    """Experiment 4: A only, B only, A+B mixed, A then B, B then A (token-matched in total)."""
+    p = profile(p)
+    n = p.n_train
+    conditions = {
+        f"{a} only": (Phase((a,), n),),
+        f"{b} only": (Phase((b,), n),),
+        f"{a}+{b} mixed": (Phase((a, b), n),),
+        f"{a} then {b}": (Phase((a,), n, budget_share=0.5), Phase((b,), n, budget_share=0.5)),
+        f"{b} then {a}": (Phase((b,), n, budget_share=0.5), Phase((a,), n, budget_share=0.5)),
+    }
+    configs = [p.base(phases=phases, condition=name) for name, phases in conditions.items()]
+    return seeds_of(configs, p.seeds)
+
+
+def imitation_grid(p: str | Profile = "smoke", teachers: Sequence[str] = ("human", "icl", "instruct", "r1",
+                                                                        "control")) -> list[RunConfig]:
+    """Experiment 5: human-style and ICL-imitation rationales against Long-CoT teachers (token-matched)."""
+    p = profile(p)
+    configs = [p.base(phases=(Phase((t,), p.n_train),), condition=t) for t in teachers]
+    return seeds_of(configs, p.seeds)
+
+
+# ------------------------------------------------------------------------------------------------------ tables
+SCALAR_TYPES = (int, float, bool, str)
+
+
+def records_frame(records: Sequence[Mapping[str, Any]]) -> Any:
+    """A pandas DataFrame of the records' scalar fields (one row per run)."""
+    import pandas as pd
+
+    return pd.DataFrame([{k: v for k, v in r.items() if isinstance(v, SCALAR_TYPES) or v is None} for r in records])
+
+
+def summarize(records: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("acc_greedy", "acc_sampled"),
+              by: str = "condition") -> Any:
+    """Per ``by`` group and metric: n, mean, sd, min, max and every seed's value (``"s0=..; s1=.."``), in the
+    order the groups first appear."""
+    import pandas as pd
+
+    frame = records_frame(records)
+    rows = []
+    for group in dict.fromkeys(frame[by]):
+        sub = frame[frame[by] == group].sort_values("seed")
+        for metric in metrics:
+            values = sub[metric].astype(float) if metric in sub else pd.Series([float("nan")] * len(sub))
+            rows.append({by: group, "metric": metric, "n": int(values.notna().sum()), "mean": values.mean(),
+                         "sd": values.std(ddof=1) if len(values) > 1 else float("nan"), "min": values.min(),
+                         "max": values.max(),
+                         "seeds": "; ".join(f"s{s}={v:.3f}" for s, v in zip(sub["seed"], values))})
+    return pd.DataFrame(rows)
+
+
+def trajectory_frame(records: Sequence[Mapping[str, Any]]) -> Any:
+    """The entropy-probe trajectories as one long DataFrame (condition, seed, step, fraction, metrics...)."""
+    import pandas as pd
+
+    rows = [{"condition": r["condition"], "seed": r["seed"], **point} for r in records
+            for point in r.get("trajectory", [])]
+    return pd.DataFrame(rows)
+
+
+__all__ = [
+    "LAB_VERSION", "PROFILES", "Phase", "Profile", "RunConfig", "emergence_grid", "imitation_grid", "isomer_grid",
+    "keyword_grid", "mixing_grid", "profile", "records_frame", "run_grid", "run_one", "summarize",
+    "trajectory_frame",
+]
