@@ -238,6 +238,39 @@ def _first_str(obj: dict[str, Any], *keys: str) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+#: Human solutions are short, so they are cut at sentences (and lines) rather than paragraphs.
+HUMAN_SEGMENTATION = SegmentConfig(min_chars=15, max_chars=160)
+_CALCULATOR_RE = re.compile(r"<<[^>]*>>")
+
+
+def load_human_solutions(benchmark: str = "gsm8k", limit: int | None = None,
+                         root: str | Path | None = None) -> Corpus:
+    """Human-written solutions of a benchmark as traces (``model="human-<benchmark>"``).
+
+    GSM8K rationales lose their ``<<calc>>`` annotations and keep one step per line; MATH-500 (and other benchmarks
+    with a ``solution``) are cut with :data:`HUMAN_SEGMENTATION` (sentence-level). Questions without a solution are
+    skipped and counted.
+    """
+    from .segment import segment_text
+
+    corpus = Corpus(source=benchmark)
+    for question in load_questions(benchmark_path(benchmark, root), limit=limit):
+        if not question.solution:
+            corpus.skipped["no solution"] += 1
+            continue
+        text = _CALCULATOR_RE.sub("", question.solution)
+        if benchmark == "gsm8k":
+            steps = [line.strip() for line in text.splitlines() if line.strip()]
+        else:
+            steps = segment_text(text, HUMAN_SEGMENTATION)
+        if not steps:
+            corpus.skipped["empty"] += 1
+            continue
+        corpus.append(Trace(trace_id=f"{benchmark}/{question.question_id}", steps=steps, model=f"human-{benchmark}",
+                            question=question.question, answer=question.answer, source=question.source))
+    return corpus
+
+
 def benchmark_path(name: str, root: str | Path | None = None) -> Path:
     """Path of a benchmark file in the data directory (``gsm8k``, ``math500``, ``aime24``, ``aime25``, ``amc23``,
     ``olympiadbench``, ``minerva_math``)."""

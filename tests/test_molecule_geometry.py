@@ -70,3 +70,25 @@ def test_plots_render():
     graph = TransferGraph.from_sequences([trace.behaviors])
     assert len(transition_heatmaps({"a": graph, "b": graph}).axes) == 2
     assert tsne_trace(np.random.default_rng(0).normal(size=(6, 2)), trace.behaviors).axes
+
+
+def test_entropy_dynamics_estimator():
+    from molesyn_lib.entropy_dynamics import SemanticPrototypes, corpus_dynamics, phase_slopes
+
+    rng = np.random.default_rng(0)
+    centroids = np.eye(4)
+    prototypes = SemanticPrototypes(centroids=centroids, tau=0.05)
+    peaked = prototypes.entropies(centroids)  # a step exactly on one prototype: low entropy
+    flat = prototypes.entropies(np.full((1, 4), 0.5))  # equally close to all: maximal entropy
+    assert np.all(peaked < 0.01) and flat[0] == pytest.approx(1.0)
+    smooth = [np.full(20, 0.3) + rng.normal(0, 0.01, 20)]
+    oscillating = [np.tile([0.1, 0.9], 10)]
+    assert corpus_dynamics(smooth).share_small == 1.0
+    assert corpus_dynamics(oscillating).share_large == 1.0
+    slopes, deltas = phase_slopes(np.array([0.0, 0.5, 0.5, 1.0]))
+    np.testing.assert_allclose(deltas, [0.0, 0.5])
+    np.testing.assert_allclose(slopes, [0.0, 1.0])
+    fitted = SemanticPrototypes.fit(rng.normal(size=(50, 8)), k=5, seed=0)
+    assert fitted.centroids.shape == (5, 8)
+    with pytest.raises(ValueError, match="at least k=5"):
+        SemanticPrototypes.fit(rng.normal(size=(3, 8)), k=5)

@@ -73,3 +73,14 @@ def test_benchmarks_load():
     assert len(load_questions(benchmark_path("gsm8k"))) == 1319
     math500 = load_questions(benchmark_path("math500"))
     assert len(math500) == 500 and all(q.answer for q in math500)
+
+
+@pytest.mark.data
+def test_human_solutions():
+    from molesyn_lib.sources import load_human_solutions
+
+    gsm = load_human_solutions("gsm8k", limit=20)
+    assert len(gsm) == 20 and all("<<" not in s for t in gsm for s in t.steps)
+    assert gsm[0].model == "human-gsm8k" and len(gsm[0].steps) >= 2
+    math = load_human_solutions("math500", limit=20)
+    assert len(math) == 20 and sum(len(t.steps) for t in math) > 40
