@@ -149,3 +149,24 @@ def tsne_trace(coordinates: np.ndarray, behaviors: Sequence[str], ax: plt.Axes |
     ax.set_yticks([])
     ax.figure.tight_layout()
     return ax.figure
+
+
+def seed_points(frame: pd.DataFrame, condition: str, metric: str, ax: plt.Axes | None = None,
+                order: Sequence[str] | None = None, title: str = "", reference: float | None = None,
+                reference_label: str = "") -> plt.Figure:
+    """Every seed as a dot plus the mean and its spread (sd) per condition: comparative claims show all seeds."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 1.1 * frame[condition].nunique() + 1.5), 3.4))
+    order = list(order) if order is not None else list(dict.fromkeys(frame[condition]))
+    sns.stripplot(data=frame, x=condition, y=metric, order=order, ax=ax, color="#555555", size=5, jitter=0.12)
+    sns.pointplot(data=frame, x=condition, y=metric, order=order, ax=ax, errorbar="sd", color="#d62728",
+                  markers="_", linestyles="none", capsize=0.15)
+    if reference is not None:
+        ax.axhline(reference, color="k", lw=0.8, ls="--", label=reference_label or None)
+        if reference_label:
+            ax.legend(fontsize=8, frameon=False)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", labelrotation=20)
+    ax.figure.tight_layout()
+    return ax.figure
