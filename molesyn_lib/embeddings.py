@@ -8,6 +8,7 @@ lookups and writes are batched.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -82,7 +83,8 @@ class StepEncoder:
         cache_path: the SQLite file (default ``<cache dir>/embeddings.sqlite``).
         batch_size: encoder batch size.
         max_chars: texts are truncated to this many characters before encoding (MiniLM reads 256 tokens anyway).
-        show_progress: show a tqdm bar when encoding more than ``batch_size`` new texts.
+        show_progress: show a tqdm bar when encoding more than ``batch_size`` new texts (default: on, unless the
+            environment sets ``TQDM_DISABLE=1`` as the book runner does).
     """
 
     model: str | None = None
@@ -90,7 +92,7 @@ class StepEncoder:
     cache_path: str | Path | None = None
     batch_size: int = 64
     max_chars: int = 1200
-    show_progress: bool = True
+    show_progress: bool = field(default_factory=lambda: os.environ.get("TQDM_DISABLE") != "1")
     hits: int = 0
     misses: int = 0
     _encoder: Any = field(default=None, init=False, repr=False)
