@@ -67,6 +67,7 @@ from ..transfer import TransferGraph
 from .keywords import VARIANTS, replace_keywords
 from .tasks import TaskConfig, make_splits
 from .teachers import Teacher, get_teacher, graph_of
+from .writer import LabWriter, synthesize_lab_traces
 
 #: Bump when the meaning of a run changes (grammar, metrics, training): old cached results are then ignored.
 LAB_VERSION = "1"
@@ -140,7 +141,7 @@ class RunConfig:
         record = asdict(self)
         record.pop("condition")
         teachers = sorted({t for p in self.phases for t in p.teachers} | set(self.references))
-        record["teacher_specs"] = {name: get_teacher(name).describe() for name in teachers}
+        record["teacher_specs"] = {name: describe_source(name) for name in teachers}
         record["lab_version"] = LAB_VERSION
         return record
 
@@ -153,6 +154,46 @@ class RunConfig:
             return self.condition
         return " then ".join("+".join(p.teachers) + ("" if p.keywords == "original" else f"[{p.keywords}]")
                              for p in self.phases)
+
+
+# ------------------------------------------------------------------------------------------ MOLE-SYN data sources
+#: Data-source names ``molesyn:<graph>`` write a phase's traces by the lab MOLE-SYN walk
+#: (:func:`~.writer.synthesize_lab_traces`: a first-order random walk on the graph, each step written by the weak
+#: :class:`~.writer.LabWriter`, which performs any requested behaviour but does not know when to reflect). ``<graph>``
+#: is a teacher preset (its target graph: ``molesyn:oss``), ``uniform`` (every transition 1/4) or
+#: ``shuffled-<teacher>`` (the teacher's 16 transition probabilities permuted by a fixed seed, rows renormalised: same
+#: numbers, wrong structure).
+MOLESYN_PREFIX = "molesyn:"
+MOLESYN_MAX_STEPS = 24
+
+
+def is_molesyn(name: str) -> bool:
+    return name.startswith(MOLESYN_PREFIX)
+
+
+def walk_graph(name: str) -> TransferGraph:
+    """The transfer graph a ``molesyn:<graph>`` data source walks on (see :data:`MOLESYN_PREFIX`)."""
+    import numpy as np
+
+    graph_name = name.removeprefix(MOLESYN_PREFIX)
+    if graph_name == "uniform":
+        return TransferGraph.from_matrix(np.full((4, 4), 0.25), name="uniform")
+    if graph_name.startswith("shuffled-"):
+        source = get_teacher(graph_name.removeprefix("shuffled-")).target_graph()
+        cells = source.transition.ravel().copy()
+        np.random.default_rng(0).shuffle(cells)
+        return TransferGraph.from_matrix(cells.reshape(4, 4), name=graph_name)
+    graph = get_teacher(graph_name).target_graph()
+    graph.name = graph_name
+    return graph
+
+
+def describe_source(name: str) -> dict[str, Any]:
+    """What determines a data source's traces (part of run cache keys)."""
+    if is_molesyn(name):
+        return {"molesyn_walk": [list(map(float, row)) for row in walk_graph(name).transition],
+                "writer": repr(LabWriter()), "max_steps": MOLESYN_MAX_STEPS}
+    return get_teacher(name).describe()
 
 
 # ------------------------------------------------------------------------------------------------------ profiles
@@ -222,8 +263,12 @@ def phase_traces(phase: Phase, config: RunConfig, tasks: Sequence[Any], phase_in
     n = len(phase.teachers)
     for k, name in enumerate(phase.teachers):
         indices = list(range(k, len(chosen), n))
-        written = Teacher(name).traces([chosen[i] for i in indices], seed=config.seed * 1000 + phase_index,
-                                       task_config=config.task)
+        subset = [chosen[i] for i in indices]
+        if is_molesyn(name):
+            written = synthesize_lab_traces(walk_graph(name), subset, seed=config.seed * 1000 + phase_index,
+                                            writer=LabWriter(), max_steps=MOLESYN_MAX_STEPS)
+        else:
+            written = Teacher(name).traces(subset, seed=config.seed * 1000 + phase_index, task_config=config.task)
         for i, trace in zip(indices, written):
             traces[i] = trace
     if phase.keywords != "original":
