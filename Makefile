@@ -19,6 +19,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0 -c constraints.txt
 	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
 	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/python -c "from molesyn_lib.models import smollm2_path; print('SmolLM2 checkpoint:', smollm2_path())"
 	touch $(STAMP)
 
 venv: $(STAMP)
