@@ -44,7 +44,7 @@ THOUGHT_ANCHOR_TO_BEHAVIOR = {
     "problem_setup": "N", "fact_retrieval": "N", "active_computation": "N", "final_answer_emission": "N",
     "result_consolidation": "D", "plan_generation": "D", "self_checking": "R", "uncertainty_management": "R",
 }
-_ALTERNATIVE_RE = re.compile(r"^\W*(alternatively|another|or maybe|maybe|what if|perhaps|let me try|instead)\b", re.I)
+_ALTERNATIVE_RE = re.compile(r"^\W*(alternatively|another|or maybe|maybe|what if|perhaps|let me try|instead)\b", re.IGNORECASE)
 
 #: Steering-thinking-behaviours tag -> behaviour.
 STEERING_TO_BEHAVIOR = {

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from .config import cache_dir
 from .errors import CacheError
 

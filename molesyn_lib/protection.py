@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import re
 import time
 from collections.abc import Sequence
@@ -52,8 +51,8 @@ from .compress import (
     reduction_point,
     split_sentences,
 )
-from .config import cache_dir
 from .errors import MolesynError
+from .runcache import cache_subdir, init_worker, write_record
 from .traces import Trace
 from .transfer import TransferGraph, js_distance, pearson, transition_counts
 
@@ -325,9 +324,7 @@ class ProtectionRun:
 
 
 def protection_dir() -> Path:
-    path = cache_dir() / "lab" / "protection"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return cache_subdir("lab", "protection")
 
 
 def run_protection(run: ProtectionRun, cache: bool = True, keep_model: bool = False) -> dict[str, Any]:
@@ -338,18 +335,10 @@ def run_protection(run: ProtectionRun, cache: bool = True, keep_model: bool = Fa
         if not keep_model or (record.get("model_dir") and Path(record["model_dir"]).is_dir()):
             return record | {"condition": run.label(), "cached": True}
     record = _execute_protection(run, keep_model)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    write_record(path, record)
     return record | {"cached": False}
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _execute_protection(run: ProtectionRun, keep_model: bool) -> dict[str, Any]:
@@ -416,12 +405,6 @@ def _execute_protection(run: ProtectionRun, keep_model: bool) -> dict[str, Any]:
     return record
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    torch.set_num_threads(threads)
 
 
 def run_protection_grid(runs: Sequence[ProtectionRun], workers: int = 2, cache: bool = True,
@@ -443,12 +426,12 @@ def run_protection_grid(runs: Sequence[ProtectionRun], workers: int = 2, cache: 
     try:
         if workers <= 1 or len(todo) <= 1:
             for key, run in todo.items():
-                _init_worker(threads_per_worker)
+                init_worker(threads_per_worker)
                 records[key] = run_protection(run, cache=cache)
                 bar.update(1)
         else:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
                                      initargs=(threads_per_worker,)) as pool:
                 futures = {pool.submit(run_protection, run, cache): key for key, run in todo.items()}
                 for future in as_completed(futures):

@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,7 +56,7 @@ def write_json_atomic(path: Path, payload: Any) -> Path:
 
 def save_results(chapter: str, results: dict[str, Any], profile: str, root: str | Path | None = None) -> Path:
     """Save a chapter's measured results to ``<results>/<chapter>.json`` with profile and timestamp."""
-    payload = {"chapter": chapter, "profile": profile, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    payload = {"chapter": chapter, "profile": profile, "saved": datetime.now(UTC).isoformat(timespec="seconds"),
                "results": results}
     return write_json_atomic(results_dir(root) / f"{chapter}.json", payload)
 
@@ -94,7 +94,7 @@ class Claim:
 def record_claims(chapter: str, claims: list[Claim], profile: str, root: str | Path | None = None) -> Path:
     """Save a chapter's claims to ``<results>/claims/<chapter>.json``."""
     payload = {"chapter": chapter, "profile": profile,
-               "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "saved": datetime.now(UTC).isoformat(timespec="seconds"),
                "claims": [asdict(c) for c in claims]}
     return write_json_atomic(results_dir(root) / "claims" / f"{chapter}.json", payload)
 

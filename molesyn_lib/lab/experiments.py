@@ -53,7 +53,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -61,8 +60,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import cache_dir
 from ..errors import MolesynError
+from ..runcache import cache_subdir, init_worker, write_record
 from ..transfer import TransferGraph
 from .keywords import VARIANTS, replace_keywords
 from .tasks import TaskConfig, make_splits
@@ -243,15 +242,11 @@ def profile(name: str | Profile) -> Profile:
 
 # ------------------------------------------------------------------------------------------------------ one run
 def runs_dir() -> Path:
-    path = cache_dir() / "lab" / "runs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return cache_subdir("lab", "runs")
 
 
 def models_dir() -> Path:
-    path = cache_dir() / "lab" / "models"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return cache_subdir("lab", "models")
 
 
 def phase_traces(phase: Phase, config: RunConfig, tasks: Sequence[Any], phase_index: int) -> list[Any]:
@@ -285,19 +280,11 @@ def run_one(config: RunConfig, cache: bool = True, keep_model: bool = False) -> 
             record.update(condition=config.label(), cached=True)
             return record
     record = _execute(config, keep_model)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    write_record(path, record)
     record["cached"] = False
     return record
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _execute(config: RunConfig, keep_model: bool) -> dict[str, Any]:
@@ -367,12 +354,6 @@ def _execute(config: RunConfig, keep_model: bool) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------------ grids
-def _init_worker(threads: int) -> None:
-    import torch
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    torch.set_num_threads(threads)
 
 
 def _worker(config: RunConfig, cache: bool, keep_model: bool) -> dict[str, Any]:
@@ -401,12 +382,12 @@ def run_grid(configs: Sequence[RunConfig], workers: int = 2, cache: bool = True,
     try:
         if workers <= 1 or len(todo) <= 1:
             for key, config in todo.items():
-                _init_worker(threads_per_worker)
+                init_worker(threads_per_worker)
                 records[key] = run_one(config, cache=cache, keep_model=keep_model)
                 bar.update(1)
         else:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
                                      initargs=(threads_per_worker,)) as pool:
                 futures = {pool.submit(_worker, config, cache, keep_model): key for key, config in todo.items()}
                 for future in as_completed(futures):

@@ -52,10 +52,10 @@ def _features(encoder: StepEncoder, lexical: LexicalLabeler, traces: Sequence[Se
         n = len(steps)
         own = vectors[offset:offset + n]
         previous = np.vstack([np.zeros((1, dim), np.float32), own[:-1]]) if n else own
+        cue_scores = [lexical.scores(step) for step in steps]
         extra = np.array([
-            [*(lambda s: (s["R"], s["E"], s["D"]))(lexical.scores(step)), i / max(n - 1, 1),
-             np.log1p(len(step)) / 8.0, float(i == 0)]
-            for i, step in enumerate(steps)
+            [scores["R"], scores["E"], scores["D"], i / max(n - 1, 1), np.log1p(len(step)) / 8.0, float(i == 0)]
+            for i, (step, scores) in enumerate(zip(steps, cue_scores))
         ], dtype=np.float32).reshape(n, 6)
         rows.append(np.hstack([own, previous, extra]))
         offset += n

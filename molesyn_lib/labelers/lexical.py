@@ -87,21 +87,21 @@ BODY_CUES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-_HESITATION_OPEN = re.compile(r"^(?:but wait|wait|hmm+|but|hold on|oh|actually)\b", re.I)
+_HESITATION_OPEN = re.compile(r"^(?:but wait|wait|hmm+|but|hold on|oh|actually)\b", re.IGNORECASE)
 _EXPLORATION_ANYWHERE = re.compile(r"\b(?:maybe|alternatively|what if|another (?:approach|way)|perhaps|instead)\b",
-                                   re.I)
+                                   re.IGNORECASE)
 _STRIP_PREFIX = re.compile(r"^[\s>*#_\-\d.)(]*")
 _EQUALS = re.compile(r"=")
-_INFERENTIAL = re.compile(r"\b(?:so|therefore|thus|hence|then|which gives|we get)\b", re.I)
+_INFERENTIAL = re.compile(r"\b(?:so|therefore|thus|hence|then|which gives|we get)\b", re.IGNORECASE)
 
 
 def _compile_opening(cues: Sequence[str]) -> re.Pattern[str]:
-    return re.compile(r"^(?:" + "|".join(cues) + r")\b", re.I)
+    return re.compile(r"^(?:" + "|".join(cues) + r")\b", re.IGNORECASE)
 
 
 def _compile_body(cues: Sequence[str]) -> list[re.Pattern[str]]:
     """Body cues are matched against the lower-cased step (no IGNORECASE flag: measurably faster)."""
-    return [re.compile(c, re.M) for c in cues]
+    return [re.compile(c, re.MULTILINE) for c in cues]
 
 
 @dataclass

@@ -47,6 +47,7 @@ from ..config import cache_dir
 from ..errors import MolesynError
 from ..lab.tasks import TaskConfig, generate_tasks, make_splits
 from ..lab.teachers import get_teacher
+from ..runcache import cache_subdir, init_worker, write_record
 from .stability import dip_and_regrowth, run_stability
 from .trainer import RLConfig
 
@@ -151,15 +152,11 @@ def init_key(init: InitSpec, sft: SFTConfig) -> str:
 
 
 def inits_dir() -> Path:
-    path = cache_dir() / "rl" / "inits"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return cache_subdir("rl", "inits")
 
 
 def runs_dir() -> Path:
-    path = cache_dir() / "rl" / "runs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return cache_subdir("rl", "runs")
 
 
 def sft_traces(init: InitSpec, sft: SFTConfig, tasks: Sequence[Any]) -> list[Any]:
@@ -280,18 +277,10 @@ def run_rl(config: RLRunConfig, cache: bool = True, keep_model: bool = False) ->
         directory = cache_dir() / "rl" / "models" / config.key()
         student.save(directory)
         record["model_dir"] = str(directory)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    write_record(path, record)
     return record | {"cached": False}
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _mean_window(values: Sequence[float], first: bool, window: int) -> float:
@@ -329,16 +318,6 @@ def run_summary(record: Mapping[str, Any], margin: float = 0.1, window: int = 5,
 
 
 # ------------------------------------------------------------------------------------------------------ grids
-def _init_worker(threads: int) -> None:
-    import warnings
-
-    import torch
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # TRL 1.16 calls transformers' deprecated is_gradient_checkpointing on every step (harmless, see ENVIRONMENT.md)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    torch.set_num_threads(threads)
 
 
 def _init_job(init: InitSpec, sft: SFTConfig) -> str:
@@ -374,7 +353,7 @@ def run_rl_grid(configs: Sequence[RLRunConfig], workers: int = 2, threads_per_wo
     bar = tqdm(total=len(todo) + len(inits), desc="RL runs", unit="job", disable=quiet)
     try:
         if workers <= 1:
-            _init_worker(threads_per_worker)
+            init_worker(threads_per_worker)
             for init, sft in inits.values():
                 init_checkpoint(init, sft)
                 bar.update(1)
@@ -384,7 +363,7 @@ def run_rl_grid(configs: Sequence[RLRunConfig], workers: int = 2, threads_per_wo
             return [records[k] for k in keys]
         waiting = dict(todo)
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
                                  initargs=(threads_per_worker,)) as pool:
             running: dict[Future[Any], tuple[str, str]] = {}
             for ikey, (init, sft) in inits.items():
