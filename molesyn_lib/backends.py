@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .config import cache_dir as default_cache_dir
 from .errors import CacheError, MolesynError

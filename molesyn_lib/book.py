@@ -416,13 +416,42 @@ def check_executed_notebooks(root: str | Path) -> dict[str, list[CellError]]:
     return found
 
 
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def strip_widget_outputs(nb: dict[str, Any]) -> dict[str, Any]:
+    """Remove Jupyter widget views (e.g. a progress bar some library drew despite ``TQDM_DISABLE``) from an executed
+    notebook, in place, and return it.
+
+    A widget output keeps its plain-text fallback when it has one and is dropped otherwise; the notebook's widget
+    state is removed. Widgets in the HTML book would need require.js and the widget manager from a CDN, which an
+    offline reader does not have.
+    """
+    for cell in nb.get("cells", []):
+        outputs = cell.get("outputs")
+        if not outputs:
+            continue
+        kept = []
+        for output in outputs:
+            data = output.get("data")
+            if isinstance(data, dict) and WIDGET_MIME in data:
+                data.pop(WIDGET_MIME)
+                if not any(key.startswith("text/") for key in data):
+                    continue
+            kept.append(output)
+        cell["outputs"] = kept
+    nb.get("metadata", {}).pop("widgets", None)
+    return nb
+
+
 def stamp_executed_notebook(path: Path, record: ChapterRecord, link_status: bool) -> None:
     """Prepare an executed chapter for the book.
 
-    Inserts a short note after the chapter's title saying which profile produced it, when, and how it went, and
-    tags the ``parameters`` and ``injected-parameters`` cells ``hide-cell`` (collapsed in the HTML book).
+    Inserts a short note after the chapter's title saying which profile produced it, when, and how it went,
+    tags the ``parameters`` and ``injected-parameters`` cells ``hide-cell`` (collapsed in the HTML book), and drops
+    Jupyter widget outputs (:func:`strip_widget_outputs`).
     """
-    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb = strip_widget_outputs(json.loads(path.read_text(encoding="utf-8")))
     cells = [c for c in nb.get("cells", []) if "molesyn-run-stamp" not in _tags(c)]
     for cell in cells:
         tags = _tags(cell)
@@ -633,7 +662,8 @@ def _chapter_env(profile: str, layout: BookLayout) -> dict[str, str]:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("PYTHONHASHSEED", "0")
     env.setdefault("TQDM_DISABLE", "1")  # progress bars help interactive users, not the rendered pages
-    env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # also transformers' bars
+    env.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     env["MOLESYN_BOOK_PROFILE"] = profile
     return env
 
@@ -748,7 +778,7 @@ def run_chapters(root: str | Path, profile: str = "smoke", chapters: Iterable[st
         One record per selected chapter, in order (``skipped`` for resumed ones). A failing chapter does not stop
         the others; the summary file is merged and rewritten after every chapter.
     """
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     layout = BookLayout.at(root)
     all_chapters = discover_chapters(layout)
@@ -987,7 +1017,7 @@ def build_book(root: str | Path, strict: bool = True, timeout_s: float = 1800.0,
     _check_config(layout)
     write_status_page(layout.root)
     write_scoreboard_page(layout)
-    vendor_mathjax(layout.book_dir / "_static", echo=echo)
+    vendor_mathjax(layout.book_dir / "_extra" / "_static", echo=echo)
     documents = toc_files(layout.toc_path)
     missing = [doc for doc in documents if not any((layout.book_dir / f"{doc}{s}").exists() for s in TOC_SUFFIXES)]
     if missing:
@@ -1038,8 +1068,12 @@ MATHJAX_VERSION = "3.2.2"
 
 
 def vendor_mathjax(static_dir: Path, echo: Callable[[str], None] = print) -> Path | None:
-    """Put MathJax 3 into ``book/_static/mathjax`` so pages render math offline (``_config.yml`` points
+    """Put MathJax 3 into ``static_dir/mathjax`` so pages render math offline (``_config.yml`` points
     ``mathjax_path`` there instead of a CDN).
+
+    The book passes ``book/_extra/_static``: ``html_extra_path`` copies it to the site's ``_static/`` as plain files.
+    (Anything under ``book/_static`` itself would be added to every page as a script by Jupyter Book, all of
+    MathJax's alternative builds included.)
 
     The files come from the npm package ``mathjax@3`` (``npm pack``, the npm registry; cached in the molesyn cache
     directory) and are a build output, not committed. Without npm or a network the build goes on and says that math

@@ -663,7 +663,7 @@ def compression_curve(traces: Sequence[Trace], method: str, strengths: Sequence[
     The originals are labelled once (or ``original_labels`` given) and those labels drive ``extractive``.
     ``options`` go to the compressor (``tokenizer=``, ``backend=``...).
     """
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     traces = list(traces)
     if not traces:

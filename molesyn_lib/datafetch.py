@@ -423,7 +423,7 @@ def fetch(dest: str | Path, files: Sequence[DataFile], base_url: str = RAW_GITHU
         workers: parallel downloads of a re-packed file's inputs.
         progress: show tqdm progress bars.
     """
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     root = Path(dest)
     session = _session()
@@ -456,7 +456,7 @@ def fetch(dest: str | Path, files: Sequence[DataFile], base_url: str = RAW_GITHU
 
 def _repack(session: Any, item: DataFile, base_url: str, timeout: tuple[float, float], workers: int,
             progress: bool) -> bytes:
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     recipe = RECIPES[str(item.recipe)]
     jobs = [(index, role, item.raw_base(base_url) + path)

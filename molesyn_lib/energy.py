@@ -588,7 +588,7 @@ def measure_energy(model: Any, tokenizer: Any, traces: Sequence[Trace], labeler:
         model_name: recorded in the result.
         progress: show a progress bar over traces.
     """
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     traces = list(traces)
     labeler_name = None

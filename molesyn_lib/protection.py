@@ -224,7 +224,7 @@ def sweep_compression(traces: Sequence[Trace], methods: Sequence[str], strengths
                       progress: bool = True, **options: Any) -> CompressionSweep:
     """Compress ``traces`` by every method at every strength and label the results (the originals once; their
     labels drive ``extractive``). ``options`` go to every compressor, ``method_options[method]`` to one."""
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     from .labelers import get_labeler
 
@@ -411,7 +411,7 @@ def run_protection_grid(runs: Sequence[ProtectionRun], workers: int = 2, cache: 
                         progress: bool = True, threads_per_worker: int = 1) -> list[dict[str, Any]]:
     """Run every :class:`ProtectionRun` (cached ones are loaded; identical runs run once) in ``workers`` spawned
     processes of ``threads_per_worker`` torch threads; records come back in the order of ``runs``."""
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     keys = [r.key() for r in runs]
     records: dict[str, dict[str, Any]] = {}

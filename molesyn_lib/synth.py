@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .backends import Backend, GenerationRequest
 from .behaviors import DEFINITIONS, INSTRUCTIONS, NAMES, STATES, check_behavior

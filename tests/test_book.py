@@ -93,6 +93,23 @@ def test_find_error_outputs_counts_source_cells_only() -> None:
     assert (second.cell_index, second.ename) == (3, "Timeout")
 
 
+def test_strip_widget_outputs_keeps_text_fallback_and_drops_bare_widgets() -> None:
+    widget = {"model_id": "abc", "version_major": 2, "version_minor": 0}
+    nb = {"metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {}}}, "cells": [
+        {"cell_type": "code", "source": "bars()", "outputs": [
+            {"output_type": "display_data", "metadata": {},
+             "data": {book.WIDGET_MIME: widget, "text/plain": "lab runs: 100%"}},
+            {"output_type": "display_data", "metadata": {}, "data": {book.WIDGET_MIME: widget}},
+            {"output_type": "stream", "name": "stdout", "text": "done"}]},
+        {"cell_type": "markdown", "source": "# Title"}]}
+    out = book.strip_widget_outputs(nb)
+    outputs = out["cells"][0]["outputs"]
+    assert len(outputs) == 2
+    assert outputs[0]["data"] == {"text/plain": "lab runs: 100%"} and outputs[1]["text"] == "done"
+    assert "widgets" not in out["metadata"]
+    assert book.WIDGET_MIME not in json.dumps(out)
+
+
 def test_summary_merge_keeps_other_chapters_and_profiles(root: Path) -> None:
     path = BookLayout.at(root).summary_path
     book.record_summary(path, _record("01_alpha", "smoke"))

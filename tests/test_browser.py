@@ -81,8 +81,11 @@ def browser(server, tmp_path_factory):
 
 @pytest.mark.parametrize("page", toc_pages())
 def test_page_renders(server, browser, page):
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
     browser.get(f"{server}/{page}.html")
-    assert browser.execute_script("return document.readyState") == "complete"
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
     title = browser.title
     assert title and "404" not in title
     broken = browser.execute_script(
@@ -99,7 +102,11 @@ def test_page_renders(server, browser, page):
         figures = browser.execute_script("return document.querySelectorAll('.cell_output img').length")
         assert figures > 0, f"{page} has no figures"
     if browser.execute_script("return document.querySelectorAll('.math').length") > 0:
-        browser.implicitly_wait(0)
+        try:
+            WebDriverWait(browser, 20).until(
+                lambda d: d.execute_script("return document.querySelectorAll('mjx-container').length") > 0)
+        except TimeoutException:
+            pass
         rendered = browser.execute_script("return document.querySelectorAll('mjx-container').length")
         assert rendered > 0, f"math on {page} was not rendered by the local MathJax"
     SHOTS.mkdir(parents=True, exist_ok=True)

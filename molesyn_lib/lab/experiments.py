@@ -367,7 +367,7 @@ def run_grid(configs: Sequence[RunConfig], workers: int = 2, cache: bool = True,
     Identical configs (same key) run once. Records come back in the order of ``configs``, each with its config's
     ``condition`` label.
     """
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     keys = [c.key() for c in configs]
     records: dict[str, dict[str, Any]] = {}

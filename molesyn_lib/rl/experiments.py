@@ -333,7 +333,7 @@ def run_rl_grid(configs: Sequence[RLRunConfig], workers: int = 2, threads_per_wo
     """Run every config (cached ones load instantly), in ``workers`` processes of ``threads_per_worker`` torch
     threads: missing initialisations are trained first, and each run starts as soon as its initialisation exists.
     Identical configs run once; records come back in the order of ``configs``."""
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     keys = [c.key() for c in configs]
     records: dict[str, dict[str, Any]] = {}
