@@ -113,9 +113,10 @@ def draw_molecule(molecule: nx.DiGraph, ax: plt.Axes | None = None, coordinates:
     for bond, style in BOND_STYLES.items():
         edges = [(u, v) for u, v, d in molecule.edges(data=True) if d.get("bond") == bond]
         if edges:
+            arrows = bond != "sequence"  # networkx warns about connectionstyle on arrow-less (LineCollection) edges
+            curved = {"arrowsize": 8, "connectionstyle": "arc3,rad=0.15"} if arrows else {}
             nx.draw_networkx_edges(molecule, pos, edgelist=edges, ax=ax, edge_color=style["color"],
-                                   style=style["style"], width=style["width"], arrows=bond != "sequence",
-                                   arrowsize=8, connectionstyle="arc3,rad=0.15", label=bond)
+                                   style=style["style"], width=style["width"], arrows=arrows, label=bond, **curved)
     colors = [COLORS[molecule.nodes[n]["behavior"]] for n in nodes]
     nx.draw_networkx_nodes(molecule, pos, nodelist=nodes, node_color=colors, node_size=60, ax=ax, linewidths=0.3,
                            edgecolors="k")
