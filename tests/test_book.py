@@ -25,7 +25,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "book"
 
 
 @pytest.fixture()
-def root(tmp_path: Path) -> Path:
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("MOLESYN_RESULTS", raising=False)  # the runner points chapters at the fixture's results/
     target = tmp_path / "project"
     shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("_build", "chapters", "results", "status.md"))
     return target
