@@ -23,20 +23,22 @@ from .config import results_dir
 Verdict = Literal["reproduced", "partly", "not reproduced", "not tested"]
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data: numpy arrays and scalars as lists and numbers, NaN and inf as ``None`` (strict
+    JSON), tuples as lists, objects with ``to_dict`` (pandas) through it, keys as strings."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating, float)):
         value = float(value)
         return None if math.isnan(value) or math.isinf(value) else value
     if hasattr(value, "to_dict") and callable(value.to_dict):
-        return _jsonable(value.to_dict())
+        return jsonable(value.to_dict())
     return value
 
 
@@ -45,7 +47,7 @@ def write_json_atomic(path: Path, payload: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(handle, "w") as out:
-        json.dump(_jsonable(payload), out, indent=2)
+        json.dump(jsonable(payload), out, indent=2)
         out.write("\n")
     umask = os.umask(0)
     os.umask(umask)

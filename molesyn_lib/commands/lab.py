@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -86,6 +85,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..lab.student import load_student
     from ..lab.tasks import TaskConfig, generate_tasks
     from ..lab.teachers import Teacher
+    from ..reporting import jsonable
 
     directory = Path(args.student_dir)
     student = load_student(directory)
@@ -108,7 +108,7 @@ def run_eval(args: argparse.Namespace) -> int:
     record = {"student": str(directory), "n": args.n, "task": config.to_dict(),
               "accuracy": report.metrics.get("acc_greedy"), **report.metrics,
               "graph": report.student_graph.to_dict()}
-    text = json.dumps(_finite(record), indent=2)
+    text = json.dumps(jsonable(record), indent=2)
     print(text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -117,16 +117,6 @@ def run_eval(args: argparse.Namespace) -> int:
         report.student_graph.save(args.graph_out)
     return 0
 
-
-def _finite(value: object) -> object:
-    """``value`` with NaN/inf floats replaced by ``None`` (strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -23,15 +22,6 @@ from ..errors import InputError, MolesynError
 
 TRAIN_PROMPTS_FILE = "train_prompts.txt"
 
-
-def _finite(value: object) -> object:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _load_init(spec: str):
@@ -48,6 +38,7 @@ def _load_init(spec: str):
 
 def run_rl_command(args: argparse.Namespace) -> int:
     from ..lab.tasks import TaskConfig, generate_tasks
+    from ..reporting import jsonable
     from ..rl.stability import run_stability
     from ..rl.trainer import RLConfig, train_rl
 
@@ -79,8 +70,8 @@ def run_rl_command(args: argparse.Namespace) -> int:
     student.save(out)
     with (out / "rl_steps.jsonl").open("w") as handle:
         for record in result.steps:
-            handle.write(json.dumps(_finite(record)) + "\n")
-    (out / "rl_evals.json").write_text(json.dumps(_finite(result.evals), indent=2) + "\n")
+            handle.write(json.dumps(jsonable(record)) + "\n")
+    (out / "rl_evals.json").write_text(json.dumps(jsonable(result.evals), indent=2) + "\n")
     stability = run_stability([e["step"] for e in result.evals],
                               [e.get("acc_sampled", float("nan")) for e in result.evals], args.collapse_margin)
     last = result.evals[-1] if result.evals else {}
@@ -91,7 +82,7 @@ def run_rl_command(args: argparse.Namespace) -> int:
                "drift_pearson": last.get("drift_pearson"), "drift_js": last.get("drift_js"),
                "seconds": result.seconds, "steps_per_second": result.steps_per_second,
                "rollout_tokens_per_second": result.rollout_tokens_per_second, "config": config.to_dict()}
-    text = json.dumps(_finite(summary), indent=2)
+    text = json.dumps(jsonable(summary), indent=2)
     (out / "rl_summary.json").write_text(text + "\n")
     print(text)
     print(f"RL {args.steps} steps in {result.seconds:.1f} s: held-out sampled accuracy {stability.initial:.3f} -> "
