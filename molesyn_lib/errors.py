@@ -1,7 +1,9 @@
 """Error types of molesyn: every bad-input error names the file and, where there is one, the line."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 
 class MolesynError(Exception):
@@ -35,3 +37,15 @@ class CacheError(MolesynError):
 
 class UnknownNameError(MolesynError, ValueError):
     """A registry (labellers, backends, compressors ...) was asked for a name it does not know."""
+
+
+Value = TypeVar("Value")
+
+
+def lookup(registry: Mapping[str, Value], name: str, what: str) -> Value:
+    """``registry[name]``, or :class:`UnknownNameError` saying which ``what`` (e.g. "lab profile") was unknown and
+    which names exist."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown {what} {name!r}; expected one of {', '.join(registry)}") from None

@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import re
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ from .compress import (
     split_sentences,
 )
 from .errors import MolesynError
-from .runcache import cache_subdir, init_worker, write_record
+from .runcache import cache_subdir, run_cached_grid, write_record
 from .traces import Trace
 from .transfer import TransferGraph, js_distance, pearson, transition_counts
 
@@ -411,41 +410,8 @@ def run_protection_grid(runs: Sequence[ProtectionRun], workers: int = 2, cache: 
                         progress: bool = True, threads_per_worker: int = 1) -> list[dict[str, Any]]:
     """Run every :class:`ProtectionRun` (cached ones are loaded; identical runs run once) in ``workers`` spawned
     processes of ``threads_per_worker`` torch threads; records come back in the order of ``runs``."""
-    from .progress import tqdm
-
-    keys = [r.key() for r in runs]
-    records: dict[str, dict[str, Any]] = {}
-    todo: dict[str, ProtectionRun] = {}
-    for key, run in zip(keys, runs):
-        path = protection_dir() / f"{key}.json"
-        if cache and path.is_file():
-            records[key] = json.loads(path.read_text()) | {"cached": True}
-        elif key not in todo:
-            todo[key] = run
-    bar = tqdm(total=len(todo), desc="protection runs", unit="run", disable=not progress or not todo)
-    try:
-        if workers <= 1 or len(todo) <= 1:
-            for key, run in todo.items():
-                init_worker(threads_per_worker)
-                records[key] = run_protection(run, cache=cache)
-                bar.update(1)
-        else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
-                                     initargs=(threads_per_worker,)) as pool:
-                futures = {pool.submit(run_protection, run, cache): key for key, run in todo.items()}
-                for future in as_completed(futures):
-                    key = futures[future]
-                    try:
-                        records[key] = future.result()
-                    except Exception as exc:
-                        run = todo[key]
-                        raise MolesynError(f"protection run {run.label()} (seed {run.seed}) failed: "
-                                           f"{type(exc).__name__}: {exc}") from exc
-                    bar.update(1)
-    finally:
-        bar.close()
-    return [dict(records[key], condition=run.label(), seed=run.seed) for key, run in zip(keys, runs)]
+    return run_cached_grid(runs, partial(run_protection, cache=cache), protection_dir(), "protection run",
+                           workers=workers, use_cache=cache, progress=progress, threads_per_worker=threads_per_worker)
 
 
 def protection_grid(profile: str | Any = "smoke", teacher: str = "r1", methods: Sequence[str] = LAB_COMPRESSORS,

@@ -2,17 +2,22 @@
 
 Each runner stores one JSON record per run under the cache directory, keyed by a hash of the run's full config, and
 runs uncached configs in spawned worker processes with one torch thread each. This module holds the pieces they
-share: cache sub-directories, JSON encoding of numpy values, the atomic record write, and the worker initialiser.
+share: cache sub-directories, JSON encoding of numpy values, the atomic record write, the worker initialiser, and
+:func:`run_cached_grid`, the cached parallel loop of the lab and protection runners.
 """
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from .config import cache_dir
+from .errors import MolesynError
 
 
 def cache_subdir(*parts: str) -> Path:
@@ -47,3 +52,65 @@ def init_worker(threads: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", category=FutureWarning)
     torch.set_num_threads(threads)
+
+
+class GridRun(Protocol):
+    """What :func:`run_cached_grid` needs of a run config: a cache key, a label for messages, and a seed."""
+
+    seed: int
+
+    def key(self) -> str: ...
+
+    def label(self) -> str: ...
+
+
+RunT = TypeVar("RunT", bound=GridRun)
+
+
+def run_cached_grid(runs: Sequence[RunT], run: Callable[[RunT], dict[str, Any]], record_dir: Path, what: str,
+                    workers: int = 2, use_cache: bool = True, progress: bool = True,
+                    threads_per_worker: int = 1) -> list[dict[str, Any]]:
+    """Run every config of ``runs`` with ``run`` and return the records in the order of ``runs``, each with the
+    config's ``condition`` label and ``seed``.
+
+    A config whose record ``<record_dir>/<key>.json`` exists is loaded from it (``cached: True``) when ``use_cache``;
+    identical configs (same key) run once. Uncached ones run in ``workers`` spawned processes of
+    ``threads_per_worker`` torch threads (in this process when ``workers <= 1`` or only one is left); ``run`` must then
+    be picklable (a module-level function or a ``functools.partial`` of one). A failed run raises
+    :class:`MolesynError` naming ``what``, the config's label and seed.
+    """
+    from .progress import tqdm
+
+    keys = [config.key() for config in runs]
+    records: dict[str, dict[str, Any]] = {}
+    todo: dict[str, RunT] = {}
+    for key, config in zip(keys, runs):
+        path = record_dir / f"{key}.json"
+        if use_cache and path.is_file():
+            records[key] = json.loads(path.read_text()) | {"cached": True}
+        elif key not in todo:
+            todo[key] = config
+    bar = tqdm(total=len(todo), desc=f"{what}s", unit="run", disable=not progress or not todo)
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            for key, config in todo.items():
+                init_worker(threads_per_worker)
+                records[key] = run(config)
+                bar.update(1)
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
+                                     initargs=(threads_per_worker,)) as pool:
+                futures = {pool.submit(run, config): key for key, config in todo.items()}
+                for future in as_completed(futures):
+                    key = futures[future]
+                    try:
+                        records[key] = future.result()
+                    except Exception as exc:
+                        config = todo[key]
+                        raise MolesynError(f"{what} {config.label()} (seed {config.seed}) failed: "
+                                           f"{type(exc).__name__}: {exc}") from exc
+                    bar.update(1)
+    finally:
+        bar.close()
+    return [dict(records[key], condition=config.label(), seed=config.seed) for key, config in zip(keys, runs)]

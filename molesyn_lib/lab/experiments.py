@@ -52,16 +52,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..errors import MolesynError
-from ..runcache import cache_subdir, init_worker, write_record
+from ..errors import MolesynError, lookup
+from ..runcache import cache_subdir, run_cached_grid, write_record
 from ..transfer import TransferGraph
 from .keywords import VARIANTS, replace_keywords
 from .tasks import TaskConfig, make_splits
@@ -235,9 +234,7 @@ PROFILES: dict[str, Profile] = {
 def profile(name: str | Profile) -> Profile:
     if isinstance(name, Profile):
         return name
-    if name not in PROFILES:
-        raise MolesynError(f"unknown lab profile {name!r}; expected one of {', '.join(PROFILES)}")
-    return PROFILES[name]
+    return lookup(PROFILES, name, "lab profile")
 
 
 # ------------------------------------------------------------------------------------------------------ one run
@@ -356,10 +353,6 @@ def _execute(config: RunConfig, keep_model: bool) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------------ grids
 
 
-def _worker(config: RunConfig, cache: bool, keep_model: bool) -> dict[str, Any]:
-    return run_one(config, cache=cache, keep_model=keep_model)
-
-
 def run_grid(configs: Sequence[RunConfig], workers: int = 2, cache: bool = True, keep_model: bool = False,
              progress: bool = True, threads_per_worker: int = 1) -> list[dict[str, Any]]:
     """Run every config (cached ones are loaded); uncached ones in ``workers`` processes of one torch thread each.
@@ -367,40 +360,9 @@ def run_grid(configs: Sequence[RunConfig], workers: int = 2, cache: bool = True,
     Identical configs (same key) run once. Records come back in the order of ``configs``, each with its config's
     ``condition`` label.
     """
-    from ..progress import tqdm
-
-    keys = [c.key() for c in configs]
-    records: dict[str, dict[str, Any]] = {}
-    todo: dict[str, RunConfig] = {}
-    for key, config in zip(keys, configs):
-        path = runs_dir() / f"{key}.json"
-        if cache and path.is_file() and not keep_model:
-            records[key] = json.loads(path.read_text()) | {"cached": True}
-        elif key not in todo:
-            todo[key] = config
-    bar = tqdm(total=len(todo), desc="lab runs", unit="run", disable=not progress or not todo)
-    try:
-        if workers <= 1 or len(todo) <= 1:
-            for key, config in todo.items():
-                init_worker(threads_per_worker)
-                records[key] = run_one(config, cache=cache, keep_model=keep_model)
-                bar.update(1)
-        else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
-                                     initargs=(threads_per_worker,)) as pool:
-                futures = {pool.submit(_worker, config, cache, keep_model): key for key, config in todo.items()}
-                for future in as_completed(futures):
-                    key = futures[future]
-                    try:
-                        records[key] = future.result()
-                    except Exception as exc:
-                        raise MolesynError(f"lab run {todo[key].label()} (seed {todo[key].seed}) failed: "
-                                           f"{type(exc).__name__}: {exc}") from exc
-                    bar.update(1)
-    finally:
-        bar.close()
-    return [dict(records[key], condition=config.label(), seed=config.seed) for key, config in zip(keys, configs)]
+    return run_cached_grid(configs, partial(run_one, cache=cache, keep_model=keep_model), runs_dir(), "lab run",
+                           workers=workers, use_cache=cache and not keep_model, progress=progress,
+                           threads_per_worker=threads_per_worker)
 
 
 def seeds_of(configs: Iterable[RunConfig], seeds: Sequence[int]) -> list[RunConfig]:

@@ -38,7 +38,7 @@ from transformers import (
 from transformers import set_seed as hf_set_seed
 from transformers.utils import logging as hf_logging
 
-from ..errors import InputError, MolesynError
+from ..errors import InputError, MolesynError, lookup
 from ..traces import Trace
 from .grammar import ANSWER_PREFIX, render_completion
 from .tasks import task_from_question
@@ -82,9 +82,7 @@ STUDENT_SPECS: dict[str, StudentSpec] = {
 def get_student_spec(spec: str | StudentSpec) -> StudentSpec:
     if isinstance(spec, StudentSpec):
         return spec
-    if spec not in STUDENT_SPECS:
-        raise MolesynError(f"unknown student {spec!r}; expected one of {', '.join(STUDENT_SPECS)}")
-    return STUDENT_SPECS[spec]
+    return lookup(STUDENT_SPECS, spec, "student")
 
 
 @contextlib.contextmanager

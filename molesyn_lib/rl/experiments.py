@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import cache_dir
-from ..errors import MolesynError
+from ..errors import MolesynError, lookup
 from ..lab.tasks import TaskConfig, generate_tasks, make_splits
 from ..lab.teachers import get_teacher
 from ..runcache import cache_subdir, init_worker, write_record
@@ -106,9 +106,7 @@ INITS: dict[str, InitSpec] = {
 def get_init(name: str | InitSpec) -> InitSpec:
     if isinstance(name, InitSpec):
         return name
-    if name not in INITS:
-        raise MolesynError(f"unknown initialisation {name!r}; expected one of {', '.join(INITS)}")
-    return INITS[name]
+    return lookup(INITS, name, "initialisation")
 
 
 @dataclass(frozen=True)
@@ -349,8 +347,7 @@ def run_rl_grid(configs: Sequence[RLRunConfig], workers: int = 2, threads_per_wo
         ikey = init_key(config.init, config.sft)
         if not (inits_dir() / ikey / "lab_student.json").is_file():
             inits[ikey] = (config.init, config.sft)
-    quiet = not progress or not todo or os.environ.get("TQDM_DISABLE", "") not in ("", "0")
-    bar = tqdm(total=len(todo) + len(inits), desc="RL runs", unit="job", disable=quiet)
+    bar = tqdm(total=len(todo) + len(inits), desc="RL runs", unit="job", disable=not progress or not todo)
     try:
         if workers <= 1:
             init_worker(threads_per_worker)
@@ -434,9 +431,7 @@ PROFILES: dict[str, RLProfile] = {
 def profile(name: str | RLProfile) -> RLProfile:
     if isinstance(name, RLProfile):
         return name
-    if name not in PROFILES:
-        raise MolesynError(f"unknown RL profile {name!r}; expected one of {', '.join(PROFILES)}")
-    return PROFILES[name]
+    return lookup(PROFILES, name, "RL profile")
 
 
 def grid(p: str | RLProfile = "smoke", inits: Sequence[str | InitSpec] | None = None,

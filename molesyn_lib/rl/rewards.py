@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..behaviors import STATES
-from ..errors import InputError, MolesynError
+from ..errors import InputError, MolesynError, lookup
 from ..lab.grammar import ParsedCompletion, parse_completion
 
 RewardFunction = Callable[..., list[float]]
@@ -122,9 +122,7 @@ REWARDS: dict[str, Callable[..., RewardFunction]] = {
 
 def get_reward(name: str, **options: Any) -> RewardFunction:
     """A reward function from :data:`REWARDS` by name."""
-    if name not in REWARDS:
-        raise MolesynError(f"unknown reward {name!r}; expected one of {', '.join(REWARDS)}")
-    return REWARDS[name](**options)
+    return lookup(REWARDS, name, "reward")(**options)
 
 
 @dataclass
