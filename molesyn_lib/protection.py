@@ -29,7 +29,6 @@ cached as JSON under ``cache_dir()/lab/protection/<key>.json``; the key hashes t
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -51,7 +50,7 @@ from .compress import (
     split_sentences,
 )
 from .errors import MolesynError
-from .runcache import cache_subdir, run_cached_grid, write_record
+from .runcache import cache_subdir, config_key, run_cached_grid, write_record
 from .traces import Trace
 from .transfer import TransferGraph, js_distance, pearson, transition_counts
 
@@ -313,8 +312,7 @@ class ProtectionRun:
                 "protection_version": PROTECTION_VERSION}
 
     def key(self) -> str:
-        payload = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+        return config_key(self.describe())
 
     def label(self) -> str:
         if self.condition:

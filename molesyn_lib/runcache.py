@@ -2,16 +2,17 @@
 
 Each runner stores one JSON record per run under the cache directory, keyed by a hash of the run's full config, and
 runs uncached configs in spawned worker processes with one torch thread each. This module holds the pieces they
-share: cache sub-directories, JSON encoding of numpy values, the atomic record write, the worker initialiser, and
+share: cache sub-directories, run keys, JSON encoding of numpy values, the atomic record write, the worker initialiser, and
 :func:`run_cached_grid`, the cached parallel loop of the lab and protection runners.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -25,6 +26,12 @@ def cache_subdir(*parts: str) -> Path:
     path = cache_dir().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def config_key(description: Mapping[str, Any]) -> str:
+    """The cache key of a run: the first 20 hex digits of the SHA-256 of its description as canonical JSON."""
+    text = json.dumps(description, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def json_default(value: Any) -> Any:

@@ -50,7 +50,6 @@ See ``benchmarks/RESULTS_lab.md`` for measured times.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -60,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MolesynError, lookup
-from ..runcache import cache_subdir, run_cached_grid, write_record
+from ..runcache import cache_subdir, config_key, run_cached_grid, write_record
 from ..transfer import TransferGraph
 from .keywords import VARIANTS, replace_keywords
 from .tasks import TaskConfig, make_splits
@@ -144,8 +143,7 @@ class RunConfig:
         return record
 
     def key(self) -> str:
-        payload = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+        return config_key(self.describe())
 
     def label(self) -> str:
         if self.condition:

@@ -32,7 +32,6 @@ defaults; ``benchmarks/RESULTS_rl.md`` records their measured times.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -47,7 +46,7 @@ from ..config import cache_dir
 from ..errors import MolesynError, lookup
 from ..lab.tasks import TaskConfig, generate_tasks, make_splits
 from ..lab.teachers import get_teacher
-from ..runcache import cache_subdir, init_worker, write_record
+from ..runcache import cache_subdir, config_key, init_worker, write_record
 from .stability import dip_and_regrowth, run_stability
 from .trainer import RLConfig
 
@@ -135,18 +134,13 @@ class SFTConfig:
     bf16: bool = False
 
 
-def _key(payload: Mapping[str, Any]) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
 def init_key(init: InitSpec, sft: SFTConfig) -> str:
     """Cache key of an initialisation checkpoint (an untrained one ignores the SFT budget)."""
     payload: dict[str, Any] = {"init": init.describe(), "student": sft.student, "seed": sft.seed,
                                "version": RL_VERSION}
     if init.kind != "untrained":
         payload["sft"] = asdict(sft)
-    return _key(payload)
+    return config_key(payload)
 
 
 def inits_dir() -> Path:
@@ -239,7 +233,7 @@ class RLRunConfig:
                 "rl": rl, "n_eval": self.n_eval, "n_prompts": self.n_prompts, "version": RL_VERSION}
 
     def key(self) -> str:
-        return _key(self.describe())
+        return config_key(self.describe())
 
 
 def run_tasks(config: RLRunConfig) -> tuple[list[Any], list[Any]]:
