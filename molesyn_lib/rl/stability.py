@@ -33,6 +33,16 @@ def _finite(values: Sequence[float]) -> np.ndarray:
     return array[np.isfinite(array)]
 
 
+def _finite_pairs(steps: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values)`` as float arrays without the points where either is NaN or infinite."""
+    x = np.asarray(steps, dtype=float)
+    y = np.asarray(values, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"steps and values differ in length ({x.size} vs {y.size})")
+    keep = np.isfinite(x) & np.isfinite(y)
+    return x[keep], y[keep]
+
+
 def count_collapses(values: Sequence[float], margin: float = 0.1) -> int:
     """Number of entries into the region more than ``margin`` below the running best (see module docstring)."""
     if margin < 0:
@@ -61,12 +71,7 @@ def max_drawdown(values: Sequence[float]) -> float:
 
 def monotonicity(steps: Sequence[float], values: Sequence[float]) -> float:
     """Spearman's rho between ``steps`` and ``values`` (NaN when either is constant or fewer than 3 points)."""
-    x = np.asarray(steps, dtype=float)
-    y = np.asarray(values, dtype=float)
-    if x.shape != y.shape:
-        raise ValueError(f"steps and values differ in length ({x.size} vs {y.size})")
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
+    x, y = _finite_pairs(steps, values)
     if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(spearmanr(x, y).statistic)
@@ -84,12 +89,7 @@ def dip_and_regrowth(steps: Sequence[float], values: Sequence[float], window: in
     """Shape of a curve smoothed by a centred rolling mean of ``window`` points: ``start`` and ``end`` (first and
     last smoothed values), ``minimum`` and ``min_step``, ``dip = 1 - minimum / start`` and
     ``regrowth = end / minimum - 1`` (NaN where undefined)."""
-    x = np.asarray(steps, dtype=float)
-    y = np.asarray(values, dtype=float)
-    if x.shape != y.shape:
-        raise ValueError(f"steps and values differ in length ({x.size} vs {y.size})")
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
+    x, y = _finite_pairs(steps, values)
     nan = float("nan")
     if y.size == 0:
         return {"start": nan, "minimum": nan, "min_step": nan, "end": nan, "dip": nan, "regrowth": nan}
