@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import InputError
 from ..labelers import available_labelers, get_labeler, label_corpus
-from ..traces import Corpus, load_traces
+from ..traces import Corpus
 from ..transfer import TransferGraph, js_distance, kl_divergence, load_graph, pearson_with_p
+from . import load_corpus
 
 
 def _add_trace_options(parser: argparse.ArgumentParser) -> None:
@@ -24,12 +24,7 @@ def _add_trace_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Corpus:
-    corpus = load_traces(args.traces, model=args.model, truncated="skip" if args.drop_truncated else "keep")
-    if not corpus:
-        reason = f" for model {args.model!r}" if args.model else ""
-        raise InputError(f"no usable traces{reason} ({corpus.summary()})", args.traces)
-    print(f"loaded {corpus.summary()}", file=sys.stderr)
-    return corpus
+    return load_corpus(args.traces, model=args.model, drop_truncated=args.drop_truncated)
 
 
 def run_label(args: argparse.Namespace) -> int:

@@ -9,16 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ..compress import available_compressors, get_compressor, measure_compression, save_compressed
-from ..errors import InputError, MolesynError
-from ..traces import load_traces
+from ..errors import MolesynError
+from . import load_corpus
 
 
 def run_compress(args: argparse.Namespace) -> int:
-    corpus = load_traces(args.traces, model=args.model, truncated="skip" if args.drop_truncated else "keep")
-    if not corpus:
-        reason = f" for model {args.model!r}" if args.model else ""
-        raise InputError(f"no usable traces{reason} ({corpus.summary()})", args.traces)
-    print(f"loaded {corpus.summary()}", file=sys.stderr)
+    corpus = load_corpus(args.traces, model=args.model, drop_truncated=args.drop_truncated)
     labeler = resolve_labeler(args.labeler)  # fail on a bad name before any work
     options: dict[str, Any] = {"tokenizer": args.tokenizer}
     if args.method == "extractive":

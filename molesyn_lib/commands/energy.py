@@ -7,17 +7,12 @@ import argparse
 import sys
 
 from ..energy import ALL_BONDS, EnergyConfig, load_energy_model, measure_energy
-from ..errors import InputError
-from ..traces import load_traces
+from . import load_corpus
 
 
 def run_energy(args: argparse.Namespace) -> int:
-    corpus = load_traces(args.traces, model=args.generator, truncated="skip" if args.drop_truncated else "keep",
-                         limit=args.n_traces)
-    if not corpus:
-        reason = f" for generator {args.generator!r}" if args.generator else ""
-        raise InputError(f"no usable traces{reason} ({corpus.summary()})", args.traces)
-    print(f"loaded {corpus.summary()}", file=sys.stderr)
+    corpus = load_corpus(args.traces, model=args.generator, drop_truncated=args.drop_truncated, limit=args.n_traces,
+                         model_word="generator")
     config = EnergyConfig(max_tokens=args.max_tokens, token_mode=args.token_mode, seed=args.seed,
                           include_question=not args.no_question)
     model, tokenizer = load_energy_model(args.model)

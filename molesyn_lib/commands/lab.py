@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import InputError, MolesynError
 from ..traces import load_traces, save_traces
+from . import student_task_config
 
 TRAIN_PROMPTS_FILE = "train_prompts.txt"
 
@@ -83,20 +84,13 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from ..lab.evaluate import EvalConfig, evaluate_student
     from ..lab.student import load_student
-    from ..lab.tasks import TaskConfig, generate_tasks
+    from ..lab.tasks import generate_tasks
     from ..lab.teachers import Teacher
     from ..reporting import jsonable
 
     directory = Path(args.student_dir)
     student = load_student(directory)
-    task_meta = student.meta.get("task") or {}
-    try:
-        config = TaskConfig(length=int(args.task_length or task_meta.get("length", 5)),
-                            operand_max=int(task_meta.get("operand_max", 9)),
-                            operators=str(task_meta.get("operators") or "+-*"),
-                            modulus=int(task_meta.get("modulus", 10)))
-    except ValueError as exc:
-        raise MolesynError(str(exc)) from None
+    config = student_task_config(student.meta, args.task_length)
     prompts_file = directory / TRAIN_PROMPTS_FILE
     exclude = prompts_file.read_text().split() if prompts_file.is_file() else []
     tasks = generate_tasks(args.n, config, seed=args.seed, exclude=exclude)

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError, MolesynError
+from . import student_task_config
 
 TRAIN_PROMPTS_FILE = "train_prompts.txt"
 
@@ -37,7 +38,7 @@ def _load_init(spec: str):
 
 
 def run_rl_command(args: argparse.Namespace) -> int:
-    from ..lab.tasks import TaskConfig, generate_tasks
+    from ..lab.tasks import generate_tasks
     from ..reporting import jsonable
     from ..rl.stability import run_stability
     from ..rl.trainer import RLConfig, train_rl
@@ -51,14 +52,7 @@ def run_rl_command(args: argparse.Namespace) -> int:
                       eval_every=args.eval_every, eval_samples=args.eval_samples, seed=args.seed,
                       threads=args.threads, progress=not args.quiet)
     student, init_dir = _load_init(args.init)
-    task_meta = student.meta.get("task") or {}
-    try:
-        task = TaskConfig(length=int(args.task_length or task_meta.get("length", 5)),
-                          operand_max=int(task_meta.get("operand_max", 9)),
-                          operators=str(task_meta.get("operators") or "+-*"),
-                          modulus=int(task_meta.get("modulus", 10)))
-    except (TypeError, ValueError) as exc:
-        raise MolesynError(f"bad task settings ({exc})") from None
+    task = student_task_config(student.meta, args.task_length)
     exclude: list[str] = []
     if init_dir is not None and (init_dir / TRAIN_PROMPTS_FILE).is_file():
         exclude = (init_dir / TRAIN_PROMPTS_FILE).read_text().split()
