@@ -152,7 +152,7 @@ def load_causal_lm(name_or_path: str | os.PathLike[str] | None = SMOLLM2_ALIAS, 
             alias ``"smollm2"``.
         dtype: torch dtype name (``"float32"``, ``"bfloat16"``...).
         device: torch device.
-        reuse: return the already loaded model for the same (path, dtype, device) in this process.
+        reuse: share one model per (path, dtype, device) in this process; ``False`` loads a private copy.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -177,5 +177,6 @@ def load_causal_lm(name_or_path: str | os.PathLike[str] | None = SMOLLM2_ALIAS, 
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        _LOADED[key] = (model, tokenizer)
+        if reuse:  # a private copy (reuse=False) is never handed to later callers: its owner may train it
+            _LOADED[key] = (model, tokenizer)
         return model, tokenizer

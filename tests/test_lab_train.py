@@ -64,6 +64,10 @@ def test_micro_train_eval_loop_save_and_load(tmp_path):
     loaded = load_student(tmp_path / "ckpt")
     assert loaded.generate([t.prompt for t in splits.test[:4]], max_new_tokens=12) == greedy
     assert loaded.meta["phases"][0]["steps"] == 12 and len(losses) >= 0
+    second = load_student(tmp_path / "ckpt")  # every load is a private copy, never a model shared with others
+    assert second.model is not loaded.model and not loaded.model.training
+    from molesyn_lib import models
+    assert not any(str((tmp_path / "ckpt").resolve()) == path for path, _ in models._LOADED)
     with pytest.raises(InputError, match="not a lab student"):
         load_student(tmp_path)
 

@@ -26,8 +26,6 @@ from typing import Any
 
 import torch
 from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
     PrinterCallback,
@@ -39,6 +37,7 @@ from transformers import set_seed as hf_set_seed
 from transformers.utils import logging as hf_logging
 
 from ..errors import InputError, MolesynError, lookup
+from ..models import load_causal_lm, smollm2_path
 from ..traces import Trace
 from .grammar import ANSWER_PREFIX, render_completion
 from .tasks import task_from_question
@@ -177,17 +176,9 @@ def build_student(spec: str | StudentSpec = "tiny", seed: int = 0) -> Student:
     spec = get_student_spec(spec)
     hf_set_seed(seed)
     if spec.pretrained:
-        try:
-            from ..models import smollm2_path
-        except ImportError as exc:  # pragma: no cover - depends on the project state
-            raise MolesynError(f"the smollm2 student needs molesyn_lib.models ({exc})") from None
         path = smollm2_path()
-        with quiet_hf():
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        with quiet_hf():  # a private copy (reuse=False): training changes its weights
+            model, tokenizer = load_causal_lm(path, reuse=False)
         return Student(model, tokenizer, spec, {"init": str(path)})
     tokenizer = char_tokenizer()
     common = {"vocab_size": len(tokenizer), "hidden_size": spec.hidden_size,
@@ -218,13 +209,8 @@ def load_student(directory: str | Path) -> Student:
         spec = StudentSpec(**record["spec"])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InputError(f"unreadable {STUDENT_META_FILE} ({exc})", meta_path) from None
-    with quiet_hf():
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, local_files_only=True)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
+    with quiet_hf():  # an absolute path, never taken for a model alias such as "smollm2"
+        model, tokenizer = load_causal_lm(directory.resolve(), reuse=False)
     return Student(model, tokenizer, spec, record.get("meta") or {})
 
 
