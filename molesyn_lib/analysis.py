@@ -51,3 +51,40 @@ def marginal_table(graphs: dict[str, TransferGraph]) -> pd.DataFrame:
 
 def subset(corpus: Corpus, models: Sequence[str]) -> Corpus:
     return Corpus((t for t in corpus if t.model in models), skipped=corpus.skipped, source=corpus.source)
+
+
+def teacher_pairs_with_null(sequences: dict[str, dict[str, list[list[str]]]], models: Sequence[str],
+                            short: dict[str, str] | None = None, repeats: int = 200, seed: int = 0) -> pd.DataFrame:
+    """For each labelling (``sequences[labelling][model]`` = label sequences) and each pair of ``models``: the
+    Pearson r of the two graphs, the within-trace order-shuffled null (mean, 95th percentile, p), and the centred
+    correlation (order structure beyond composition) with its null p. One row per (labelling, pair)."""
+    from .transfer import pair_with_null
+
+    short = short or {}
+    rows = []
+    for labelling, by_model in sequences.items():
+        present = [m for m in models if by_model.get(m)]
+        for i, a in enumerate(present):
+            for b in present[i + 1:]:
+                result = pair_with_null(by_model[a], by_model[b], repeats=repeats, seed=seed).summary()
+                rows.append({"labelling": labelling, "pair": f"{short.get(a, a)} - {short.get(b, b)}",
+                             "traces": f"{len(by_model[a])} / {len(by_model[b])}", **result})
+    return pd.DataFrame(rows)
+
+
+def split_half_table(sequences: dict[str, dict[str, list[list[str]]]], models: Sequence[str], sizes: Sequence[int],
+                     short: dict[str, str] | None = None, repeats: int = 50, seed: int = 0) -> pd.DataFrame:
+    """Disjoint split-half stability per labelling and model: mean and 5th percentile of r between two
+    non-overlapping samples of ``n`` traces."""
+    from .transfer import split_half_stability
+
+    short = short or {}
+    rows = []
+    for labelling, by_model in sequences.items():
+        for model in models:
+            if not by_model.get(model):
+                continue
+            for n, values in split_half_stability(by_model[model], sizes, repeats=repeats, seed=seed).items():
+                rows.append({"labelling": labelling, "model": short.get(model, model), "n": n,
+                             "r_mean": float(np.nanmean(values)), "r_p05": float(np.nanpercentile(values, 5))})
+    return pd.DataFrame(rows)

@@ -121,7 +121,7 @@ def parse_reasoningflow_doc(obj: dict[str, Any], path: str | Path = "<memory>", 
         behaviors=[reasoningflow_node_behavior(n.get("label", ""), incoming[n["id"]]) for n in nodes],
         spans=[(int(n.get("start", 0)), int(n.get("end", 0))) for n in nodes],
         question=(obj.get("raw_text") or {}).get("question"), model=meta.get("generator"),
-        meta={"domain": meta.get("domain")},
+        meta={"domain": meta.get("domain"), "response": (obj.get("raw_text") or {}).get("response")},
     )
 
 
@@ -138,6 +138,94 @@ def load_silver_annotations(root: str | Path | None = None, name: str = "v1_huma
     """Load the v1 ReasoningFlow graphs (Gemini drafts corrected by a person: silver) of R1/QwQ/gpt-oss/V3/Qwen."""
     path = require(data_dir(root) / "reasoningflow" / "annotations_human" / name, "ReasoningFlow v1 annotations")
     return [parse_reasoningflow_doc(obj, path, line) for line, obj in iter_jsonl(path)]
+
+
+GEMINI_FILE = "aime2024_gemini_graphs.jsonl"
+
+
+def load_gemini_graphs(root: str | Path | None = None, thinking_only: bool = True) -> list[AnnotatedDoc]:
+    """The Gemini-labelled (silver) ReasoningFlow graphs of the AIME-2024 traces of all five generators.
+
+    ``thinking_only`` keeps the nodes inside the thinking block of reasoning models (before ``</think>``, as
+    molesyn's own steps are) and drops nodes that hold only a tag or whitespace (Gemini labels ``<think>`` itself).
+    Document ids match the ReasoningFlow traces (``aime2024_<k>_<generator>``).
+    """
+    path = require(data_dir(root) / "reasoningflow" / "annotations_llm" / GEMINI_FILE, "Gemini silver graphs")
+    docs = []
+    for line, obj in iter_jsonl(path):
+        doc = parse_reasoningflow_doc(obj, path, line)
+        response = doc.meta.get("response") or ""
+        end = response.find("</think>") if thinking_only else -1
+        keep = [i for i, (text, (start, _)) in enumerate(zip(doc.steps, doc.spans))
+                if text.replace("<think>", "").replace("</think>", "").strip() and (end < 0 or start < end)]
+        doc.steps = [doc.steps[i] for i in keep]
+        doc.node_labels = [doc.node_labels[i] for i in keep]
+        doc.behaviors = [doc.behaviors[i] for i in keep]
+        doc.spans = [doc.spans[i] for i in keep]
+        doc.model = str((obj.get("metadata") or {}).get("generator") or doc.model)
+        docs.append(doc)
+    return docs
+
+
+def locate_steps(text: str, steps: list[str]) -> list[tuple[int, int]]:
+    """Character spans of ``steps`` (cut from ``text`` in order, possibly re-joined by the segmenter) in ``text``.
+
+    Each step is found from the end of the previous one by its first and last 40 characters; a step that cannot
+    be found gets an empty span at the cursor (it then overlaps no node)."""
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for step in steps:
+        head, tail = step[:40], step[-40:]
+        start = text.find(head, cursor)
+        if start < 0:
+            spans.append((cursor, cursor))
+            continue
+        end_at = text.find(tail, start + max(len(step) - 40 - 200, 0))
+        end = end_at + len(tail) if end_at >= 0 else start + len(step)
+        spans.append((start, end))
+        cursor = end
+    return spans
+
+
+def labels_by_overlap(step_spans: list[tuple[int, int]], node_spans: list[tuple[int, int]],
+                      node_behaviors: list[str]) -> list[str | None]:
+    """The behaviour of each step by the nodes it overlaps: the behaviour covering most of its characters (ties:
+    R > E > D > N, the rarer moves first); ``None`` for a step that overlaps no node."""
+    out: list[str | None] = []
+    rank = {"R": 3, "E": 2, "D": 1, "N": 0}
+    for start, end in step_spans:
+        cover: dict[str, int] = defaultdict(int)
+        for (a, b), behavior in zip(node_spans, node_behaviors):
+            overlap = min(end, b) - max(start, a)
+            if overlap > 0:
+                cover[behavior] += overlap
+        out.append(max(cover, key=lambda k: (cover[k], rank[k])) if cover else None)
+    return out
+
+
+def project_step_docs(docs: list[AnnotatedDoc], segment: Any = None) -> list[Trace]:
+    """The annotated documents re-cut by molesyn's segmenter (``segment``: text -> steps, default the paragraph /
+    marker segmenter), each step labelled by the annotated nodes it overlaps (:func:`labels_by_overlap`); steps
+    that overlap no node are dropped and counted in ``meta["unaligned"]``."""
+    from .segment import segment_text
+    from .traces import split_thinking
+
+    segment = segment or segment_text
+    traces: list[Trace] = []
+    for doc in docs:
+        response = doc.meta.get("response") or ""
+        thinking, _final, _truncated = split_thinking(response)
+        offset = response.find(thinking) if thinking else 0
+        steps = segment(thinking)
+        spans = [(a + offset, b + offset) for a, b in locate_steps(thinking, steps)]
+        labels = labels_by_overlap(spans, doc.spans, doc.behaviors)
+        kept = [(s, lab) for s, lab in zip(steps, labels) if lab is not None]
+        if not kept:
+            continue
+        traces.append(Trace(trace_id=doc.doc_id, steps=[s for s, _ in kept], model=doc.model,
+                            question=doc.question, behaviors=[str(lab) for _, lab in kept],
+                            meta={"annotator": doc.annotator, "unaligned": len(steps) - len(kept)}))
+    return traces
 
 
 def annotated_corpus(docs: list[AnnotatedDoc]) -> Corpus:

@@ -86,6 +86,8 @@ class StepEncoder:
         max_chars: texts are truncated to this many characters before encoding (MiniLM reads 256 tokens anyway).
         show_progress: show a tqdm bar when encoding more than ``batch_size`` new texts (default: on, unless the
             environment sets ``TQDM_DISABLE=1`` as the book runner does).
+        quantize: ``"int8"`` applies PyTorch dynamic int8 quantisation to the encoder's linear layers (CPU); its
+            vectors are cached under their own key (``benchmarks/`` measures speed and labelling agreement).
     """
 
     model: str | None = None
@@ -94,6 +96,7 @@ class StepEncoder:
     batch_size: int = 64
     max_chars: int = 1200
     show_progress: bool = field(default_factory=lambda: os.environ.get("TQDM_DISABLE") != "1")
+    quantize: str | None = None
     hits: int = 0
     misses: int = 0
     _encoder: Any = field(default=None, init=False, repr=False)
@@ -101,13 +104,21 @@ class StepEncoder:
 
     @property
     def model_id(self) -> str:
-        return self.model or DEFAULT_MODEL
+        base = self.model or DEFAULT_MODEL
+        return f"{base}+{self.quantize}" if self.quantize else base
 
     def _load(self) -> Any:
         if self._encoder is None:
             from sentence_transformers import SentenceTransformer
 
             self._encoder = SentenceTransformer(self.model or default_model_path(), device="cpu")
+            if self.quantize == "int8":
+                import torch
+
+                self._encoder = torch.ao.quantization.quantize_dynamic(self._encoder, {torch.nn.Linear},
+                                                                       dtype=torch.qint8)
+            elif self.quantize is not None:
+                raise ValueError(f"quantize must be None or 'int8', got {self.quantize!r}")
         return self._encoder
 
     def _store(self) -> EmbeddingCache:

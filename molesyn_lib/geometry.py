@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .traces import Trace
 
@@ -153,3 +154,23 @@ def tsne_coordinates(vectors: np.ndarray, dims: int = 2, seed: int = 0, perplexi
         return np.zeros((n, dims))
     return TSNE(n_components=dims, perplexity=min(perplexity, (n - 1) / 3), random_state=seed, init="pca",
                 metric="cosine").fit_transform(np.asarray(vectors))
+
+
+def folding_permutation_null(traces: Sequence[Trace], labels: Sequence[Sequence[str]], encoder: object,
+                             repeats: int = 50, seed: int = 0, threshold: float = 0.6) -> pd.DataFrame:
+    """The folding statistics with each trace's labels permuted within the trace (``repeats`` draws): what the
+    three statistics look like when behaviour and position in embedding space are unrelated. One row per draw."""
+    rng = np.random.default_rng(seed)
+    vectors = encoder.encode([s for t in traces for s in t.steps])  # type: ignore[attr-defined]
+    blocks, offset = [], 0
+    for trace in traces:
+        blocks.append(vectors[offset:offset + len(trace.steps)])
+        offset += len(trace.steps)
+    rows = []
+    for _ in range(repeats):
+        total = FoldingStats()
+        for trace_labels, block in zip(labels, blocks):
+            permuted = [trace_labels[k] for k in rng.permutation(len(trace_labels))]
+            total = total + folding_stats(permuted, block, threshold)
+        rows.append(total.summary())
+    return pd.DataFrame(rows)

@@ -316,3 +316,82 @@ def bootstrap_pearson(first: Sequence[Sequence[str]], second: Sequence[Sequence[
         values[k] = pearson(normalise_rows(a[rng.integers(0, len(a), len(a))].sum(axis=0)),
                             normalise_rows(b[rng.integers(0, len(b), len(b))].sum(axis=0)))
     return values
+
+
+def centred(transition: np.ndarray, marginal: np.ndarray) -> np.ndarray:
+    """A transition matrix minus what composition alone predicts (every row equal to the marginal): the part of
+    P(next | current) that order carries."""
+    return np.asarray(transition, float) - np.asarray(marginal, float)[None, :]
+
+
+def centred_pearson(a: TransferGraph, b: TransferGraph) -> float:
+    """Pearson r of the two graphs' centred transition matrices (:func:`centred`): agreement beyond composition."""
+    return pearson(centred(a.transition, a.marginal), centred(b.transition, b.marginal))
+
+
+def shuffle_within(sequences: Sequence[Sequence[str]], rng: np.random.Generator) -> list[list[str]]:
+    """Each sequence with its steps in a random order: composition kept, order destroyed (the order null)."""
+    return [list(np.asarray(list(s), dtype=object)[rng.permutation(len(s))]) for s in sequences]
+
+
+@dataclass
+class PairWithNull:
+    """Correlation of two corpora's graphs next to the order-shuffled null.
+
+    Attributes:
+        r: Pearson r of the real graphs.
+        r_null: Pearson r of the two corpora's within-trace order-shuffled graphs, one value per repeat.
+        r_centred: Pearson r of the centred matrices (order structure only; the null's is about 0).
+        r_centred_null: the same for the shuffled graphs.
+    """
+
+    r: float
+    r_null: list[float]
+    r_centred: float
+    r_centred_null: list[float]
+
+    def summary(self) -> dict[str, float]:
+        null = np.asarray(self.r_null, float)
+        cnull = np.asarray(self.r_centred_null, float)
+        return {"r": self.r, "r_null_mean": float(np.nanmean(null)), "r_null_p95": float(np.nanpercentile(null, 95)),
+                "r_excess": self.r - float(np.nanmean(null)),
+                "p_null": float((1 + np.sum(null >= self.r)) / (1 + len(null))),
+                "r_centred": self.r_centred, "r_centred_null_p95": float(np.nanpercentile(cnull, 95)),
+                "p_centred_null": float((1 + np.sum(cnull >= self.r_centred)) / (1 + len(cnull)))}
+
+
+def pair_with_null(first: Sequence[Sequence[str]], second: Sequence[Sequence[str]], repeats: int = 200,
+                   seed: int = 0) -> PairWithNull:
+    """Correlate two corpora's graphs and compare with ``repeats`` draws of the within-trace order-shuffled null
+    (both corpora shuffled). ``p_null`` in the summary is the share of null draws at or above the real r."""
+    if not first or not second:
+        raise ValueError("pair_with_null needs two non-empty corpora")
+    rng = np.random.default_rng(seed)
+    ga, gb = TransferGraph.from_sequences(first), TransferGraph.from_sequences(second)
+    r_null, c_null = [], []
+    for _ in range(repeats):
+        na = TransferGraph.from_sequences(shuffle_within(first, rng))
+        nb = TransferGraph.from_sequences(shuffle_within(second, rng))
+        r_null.append(pearson(na, nb))
+        c_null.append(centred_pearson(na, nb))
+    return PairWithNull(r=pearson(ga, gb), r_null=r_null, r_centred=centred_pearson(ga, gb), r_centred_null=c_null)
+
+
+def split_half_stability(sequences: Sequence[Sequence[str]], sizes: Sequence[int], repeats: int = 50,
+                         seed: int = 0) -> dict[int, list[float]]:
+    """Pearson r between the graphs of two *disjoint* random samples of ``n`` traces (without replacement), for each
+    ``n`` in ``sizes`` with ``2 n`` at most the corpus size: how stable a graph of ``n`` traces is, with no
+    trace shared between the two samples."""
+    rng = np.random.default_rng(seed)
+    stacked = np.stack([transition_counts([s])[0] for s in sequences])
+    out: dict[int, list[float]] = {}
+    for n in sizes:
+        if 2 * n > len(stacked):
+            continue
+        values = []
+        for _ in range(repeats):
+            order = rng.permutation(len(stacked))
+            values.append(pearson(normalise_rows(stacked[order[:n]].sum(axis=0)),
+                                  normalise_rows(stacked[order[n:2 * n]].sum(axis=0))))
+        out[n] = values
+    return out

@@ -99,9 +99,103 @@ def cross_validate_embedding(docs: Sequence[AnnotatedDoc] | Sequence[Trace], n_s
     return label_report(gold, predicted)
 
 
+def document_folds(traces: Sequence[Trace], n_splits: int = 5, seed: int = 0) -> list[list[int]]:
+    """Folds of trace indices such that all windows/traces of one source document share a fold (documents shuffled
+    with ``seed``). The document of a trace is ``meta["source"]#meta["doc_id"]`` when present, else its id."""
+    docs = [f"{t.meta.get('source', '')}#{t.meta.get('doc_id', t.trace_id)}" for t in traces]
+    unique = list(dict.fromkeys(docs))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    fold_of = {unique[k]: f for f, chunk in enumerate(np.array_split(order, min(n_splits, len(unique))))
+               for k in chunk.tolist()}
+    folds: list[list[int]] = [[] for _ in range(min(n_splits, len(unique)))]
+    for i, doc in enumerate(docs):
+        folds[fold_of[doc]].append(i)
+    return folds
+
+
+def cross_validate_trained(traces: Sequence[Trace], n_splits: int = 5, seed: int = 0, C: float | None = None,
+                           dense_weight: float | None = None, extra_train: Sequence[Trace] = (),
+                           encoder: object | None = None) -> tuple[LabelReport, list[list[str]]]:
+    """Leave-documents-out cross-validation of the trained labeller on gold ``traces`` (all windows of a document in
+    one fold; ``extra_train`` traces are added to every training fold, never scored). Returns the report and the
+    out-of-fold labels per trace."""
+    from .embeddings import default_encoder
+    from .labelers.trained import TRAINED_DEFAULTS, TrainedLabeler, context_features, fit_head
+
+    encoder = encoder or default_encoder()
+    options = {"C": TRAINED_DEFAULTS["C"] if C is None else C,
+               "dense_weight": TRAINED_DEFAULTS["dense_weight"] if dense_weight is None else dense_weight,
+               "seed": seed}
+    traces = list(traces)
+    extra = list(extra_train)
+    dense = context_features(encoder, traces + extra)  # type: ignore[arg-type]
+    owner = np.array([i for i, t in enumerate(traces + extra) for _ in t.steps])
+    out: list[list[str]] = [[] for _ in traces]
+    for fold in document_folds(traces, n_splits, seed):
+        held = set(fold)
+        train_ids = [i for i in range(len(traces)) if i not in held] + list(range(len(traces), len(traces) + len(extra)))
+        rows = np.isin(owner, train_ids)
+        train_traces = [(traces + extra)[i] for i in train_ids]
+        labeler = TrainedLabeler(encoder=encoder,  # type: ignore[arg-type]
+                                 head=fit_head(train_traces, dense[rows], **options))
+        test = [traces[i] for i in sorted(held)]
+        for i, labels in zip(sorted(held), labeler.label(test)):
+            out[i] = labels
+    gold = [b for t in traces for b in t.behaviors or []]
+    return label_report(gold, [b for labels in out for b in labels]), out
+
+
 def inter_annotator(first: Sequence[AnnotatedDoc], second: Sequence[AnnotatedDoc]) -> LabelReport:
     """Agreement of two annotators on their shared documents (second annotator's labels as 'gold')."""
     pairs = shared_documents(first, second)
     if not pairs:
         raise ValueError("the two annotators share no documents with identical node spans")
     return label_report([b for _, d in pairs for b in d.behaviors], [b for a, _ in pairs for b in a.behaviors])
+
+
+def pass_agreement(traces: Sequence[Trace], first: str = "a", second: str = "b") -> LabelReport:
+    """Agreement of two annotation passes of the annotated corpus (``meta["pass_labels"]`` per trace)."""
+    gold = [lab for t in traces for lab in t.meta["pass_labels"][second]]
+    other = [lab for t in traces for lab in t.meta["pass_labels"][first]]
+    return label_report(gold, other)
+
+
+def validation_suite(labelers: dict[str, Labeler], references: dict[str, Sequence[Trace]],
+                     out_of_fold: dict[tuple[str, str], list[list[str]]] | None = None,
+                     exclude: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset()) -> pd.DataFrame:
+    """Macro-F1 (and per-class F1, kappa) of every labeller on every reference set: one row per (labeller,
+    reference). ``out_of_fold[(labeller, reference)]`` supplies predictions made without seeing the reference's
+    documents (cross-validation), used instead of running the labeller on its own training data; pairs in
+    ``exclude`` (a labeller trained on that reference) are left out."""
+    rows = []
+    for ref_name, traces in references.items():
+        traces = list(traces)
+        gold = [b for t in traces for b in t.behaviors or []]
+        for lab_name, labeler in labelers.items():
+            if (lab_name, ref_name) in exclude:
+                continue
+            if out_of_fold and (lab_name, ref_name) in out_of_fold:
+                predicted = [b for seq in out_of_fold[(lab_name, ref_name)] for b in seq]
+            else:
+                predicted = [b for seq in label_corpus(traces, labeler) for b in seq]
+            rows.append({"labeller": lab_name, "reference": ref_name, **label_report(gold, predicted).summary()})
+    return pd.DataFrame(rows)
+
+
+def labels_on_shared_steps(gold_traces: Sequence[Trace], other_traces: Sequence[Trace]) -> tuple[list[str], list[str]]:
+    """Gold and other labels of the steps both sets hold: same document (``meta["doc_id"]`` or trace id) and the
+    same step text. Used to score a labelling that exists only for some documents (the Gemini silver graphs)."""
+    other_by_doc: dict[str, dict[str, str]] = {}
+    for trace in other_traces:
+        other_by_doc[trace.trace_id] = dict(zip(trace.steps, trace.behaviors or []))
+    gold: list[str] = []
+    other: list[str] = []
+    for trace in gold_traces:
+        found = other_by_doc.get(str(trace.meta.get("doc_id", trace.trace_id)))
+        if not found:
+            continue
+        for text, label in zip(trace.steps, trace.behaviors or []):
+            if text in found:
+                gold.append(label)
+                other.append(found[text])
+    return gold, other

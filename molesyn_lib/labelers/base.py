@@ -57,7 +57,7 @@ def get_labeler(name: str, **options: Any) -> Labeler:
 
 
 def _load_builtin() -> None:
-    from . import embedding, gold, lexical, llm  # noqa: F401  (registration side effects)
+    from . import embedding, gold, lexical, llm, trained  # noqa: F401  (registration side effects)
 
 
 def label_corpus(traces: Sequence[Trace], labeler: Labeler | str = "lexical", **options: Any) -> list[list[str]]:
