@@ -11,6 +11,7 @@ import pandas as pd
 
 from .behaviors import STATES
 from .labelers import Labeler, get_labeler, label_corpus
+from .labelers.base import DEFAULT_LABELER
 from .traces import Corpus, Trace
 from .transfer import TransferGraph
 
@@ -27,7 +28,7 @@ def corpus_table(corpus: Sequence[Trace], skipped: dict[str, int] | None = None)
     return pd.DataFrame(rows).set_index("model")
 
 
-def label_by_model(corpus: Sequence[Trace], labeler: Labeler | str = "lexical") -> dict[str, list[list[str]]]:
+def label_by_model(corpus: Sequence[Trace], labeler: Labeler | str = DEFAULT_LABELER) -> dict[str, list[list[str]]]:
     """Label a corpus and group the label sequences by model (order of first appearance)."""
     labeler_obj = get_labeler(labeler) if isinstance(labeler, str) else labeler
     labels = label_corpus(corpus, labeler_obj)
@@ -68,7 +69,7 @@ def teacher_pairs_with_null(sequences: dict[str, dict[str, list[list[str]]]], mo
             for b in present[i + 1:]:
                 result = pair_with_null(by_model[a], by_model[b], repeats=repeats, seed=seed).summary()
                 rows.append({"labelling": labelling, "pair": f"{short.get(a, a)} - {short.get(b, b)}",
-                             "traces": f"{len(by_model[a])} / {len(by_model[b])}", **result})
+                             "n_min": min(len(by_model[a]), len(by_model[b])), **result})
     return pd.DataFrame(rows)
 
 

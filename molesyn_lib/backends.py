@@ -36,10 +36,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
-from .progress import tqdm
-
 from .config import cache_dir as default_cache_dir
 from .errors import CacheError, MolesynError
+from .progress import tqdm
 
 ROLES = ("system", "user", "assistant")
 

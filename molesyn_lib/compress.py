@@ -54,6 +54,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import MolesynError
+from .labelers.base import DEFAULT_LABELER
 from .traces import Trace
 
 #: Text between consecutive steps when a trace is read as one text (counted in the trace's tokens).
@@ -366,7 +367,7 @@ class ExtractiveCompressor(BaseCompressor):
 
     needs_behaviors = True
 
-    def __init__(self, labeler: str | Any = "lexical", tokenizer: str | TokenCounter | Any | None = "auto"):
+    def __init__(self, labeler: str | Any = DEFAULT_LABELER, tokenizer: str | TokenCounter | Any | None = "auto"):
         super().__init__(tokenizer)
         self.labeler = labeler
 
@@ -602,7 +603,7 @@ def compress_traces(traces: Sequence[Trace], method: str, strength: float,
 
 
 # ------------------------------------------------------------------------------------------------------ disruption
-def label_traces(traces: Sequence[Trace], labeler: str | Any = "lexical") -> list[list[str]]:
+def label_traces(traces: Sequence[Trace], labeler: str | Any = DEFAULT_LABELER) -> list[list[str]]:
     """Label traces with a labeller name or instance (unknown names raise :class:`MolesynError`)."""
     from .labelers import get_labeler, label_corpus
 
@@ -635,7 +636,7 @@ def corpus_token_reduction(compressed: Sequence[CompressedTrace]) -> float:
     return 1.0 - after / before if before else 0.0
 
 
-def measure_compression(compressed: Sequence[CompressedTrace], labeler: str | Any = "lexical",
+def measure_compression(compressed: Sequence[CompressedTrace], labeler: str | Any = DEFAULT_LABELER,
                         original_labels: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
     """Token reduction and structure disruption of compressed traces against their originals (labelled by
     ``labeler``; ``original_labels`` skips relabelling the originals)."""
@@ -654,7 +655,7 @@ def measure_compression(compressed: Sequence[CompressedTrace], labeler: str | An
 
 
 def compression_curve(traces: Sequence[Trace], method: str, strengths: Sequence[float],
-                      labeler: str | Any = "lexical", original_labels: Sequence[Sequence[str]] | None = None,
+                      labeler: str | Any = DEFAULT_LABELER, original_labels: Sequence[Sequence[str]] | None = None,
                       progress: bool = True, **options: Any) -> list[dict[str, Any]]:
     """Token reduction and structure disruption of ``method`` at each strength: tidy rows with ``method``,
     ``strength``, ``token_reduction`` (corpus level), ``token_reduction_mean`` (per trace), ``pearson``,
@@ -692,7 +693,7 @@ def compression_curve(traces: Sequence[Trace], method: str, strengths: Sequence[
 
 
 def compression_curves(traces: Sequence[Trace], methods: Sequence[str], strengths: Sequence[float],
-                       labeler: str | Any = "lexical", method_options: dict[str, dict[str, Any]] | None = None,
+                       labeler: str | Any = DEFAULT_LABELER, method_options: dict[str, dict[str, Any]] | None = None,
                        progress: bool = True, **options: Any) -> list[dict[str, Any]]:
     """:func:`compression_curve` for several methods, labelling the originals once; ``method_options`` adds
     per-method compressor options to the shared ``options``."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from .config import cache_dir
 from .errors import CacheError
+from .progress import tqdm
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _SQL_CHUNK = 900
@@ -138,6 +139,12 @@ class StepEncoder:
                                  show_progress_bar=show, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)
 
+    def _encode_quietly(self, texts: Sequence[str]) -> np.ndarray:
+        encoder = self._load()
+        vectors = encoder.encode([t[: self.max_chars] for t in texts], batch_size=self.batch_size,
+                                 normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True)
+        return np.asarray(vectors, dtype=np.float32)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode texts (``n x dim`` float32, L2-normalised), using and filling the cache."""
         texts = list(texts)
@@ -155,10 +162,17 @@ class StepEncoder:
             first_text = {}
             for k, t in zip(keys, texts):
                 first_text.setdefault(k, t)
-            new_vectors = self.encode_raw([first_text[k] for k in missing])
-            new_items = dict(zip(missing, new_vectors))
-            self._store().put_many(new_items)
-            found.update(new_items)
+            # encode and store in chunks, so an interrupted run keeps what it encoded and a rerun resumes
+            chunk = max(self.batch_size * 8, 1)
+            show = self.show_progress and len(missing) > chunk
+            bar = tqdm(total=len(missing), desc="encoding steps", unit="step", disable=not show)
+            for start in range(0, len(missing), chunk):
+                part = missing[start:start + chunk]
+                new_items = dict(zip(part, self._encode_quietly([first_text[k] for k in part])))
+                self._store().put_many(new_items)
+                found.update(new_items)
+                bar.update(len(part))
+            bar.close()
         return np.stack([found[k] for k in keys])
 
 

@@ -59,6 +59,7 @@ from typing import Any, Literal, Self
 import numpy as np
 
 from .errors import InputError, MolesynError
+from .labelers.base import DEFAULT_LABELER
 from .traces import Trace
 
 #: The bond types measured, strongest expected first (paper: D > R > E), plus the remaining consecutive pairs.
@@ -570,7 +571,7 @@ def _model_shape(model: Any) -> tuple[int, int, int, int]:
     return len(modules), heads, kv_heads, _head_dim(modules[0])
 
 
-def measure_energy(model: Any, tokenizer: Any, traces: Sequence[Trace], labeler: Any = "lexical",
+def measure_energy(model: Any, tokenizer: Any, traces: Sequence[Trace], labeler: Any = DEFAULT_LABELER,
                    config: EnergyConfig = EnergyConfig(), behaviors: Sequence[Sequence[str]] | None = None,
                    prompt_fn: Callable[[Trace], str] | None = None, model_name: str | None = None,
                    progress: bool = True) -> EnergyResult:

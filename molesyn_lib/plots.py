@@ -84,6 +84,27 @@ def stability_curves(curves: Mapping[str, StabilityCurve], ax: plt.Axes | None =
     return ax.figure
 
 
+def split_half_curves(table: pd.DataFrame, threshold: float | None = 0.95) -> plt.Figure:
+    """Split-half stability (:func:`molesyn_lib.analysis.split_half_table`): mean r and its 5th percentile against
+    the sample size, one panel per labelling, one line per model."""
+    labellings = list(dict.fromkeys(table["labelling"]))
+    fig, axes = plt.subplots(1, len(labellings), figsize=(4.2 * len(labellings), 3.4), sharey=True, squeeze=False)
+    for ax, labelling in zip(axes[0], labellings):
+        rows = table[table["labelling"] == labelling]
+        for model, group in rows.groupby("model", sort=False):
+            (line,) = ax.plot(group["n"], group["r_mean"], marker="o", label=model)
+            ax.plot(group["n"], group["r_p05"], ls=":", color=line.get_color())
+        if threshold is not None:
+            ax.axhline(threshold, color="k", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_xlabel("traces per half")
+        ax.set_title(f"labeller {labelling} (dotted: 5th percentile)", fontsize=9)
+    axes[0][0].set_ylabel("Pearson r between disjoint halves")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def confusion_heatmap(confusion: pd.DataFrame, ax: plt.Axes | None = None, title: str = "") -> plt.Figure:
     if ax is None:
         _, ax = plt.subplots(figsize=(3.6, 3.2))

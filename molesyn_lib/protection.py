@@ -50,6 +50,7 @@ from .compress import (
     split_sentences,
 )
 from .errors import MolesynError
+from .labelers.base import DEFAULT_LABELER
 from .runcache import cache_subdir, config_key, run_cached_grid, write_record
 from .traces import Trace
 from .transfer import TransferGraph, js_distance, pearson, transition_counts
@@ -218,13 +219,12 @@ class CompressionSweep:
 
 
 def sweep_compression(traces: Sequence[Trace], methods: Sequence[str], strengths: Sequence[float],
-                      labeler: str | Any = "lexical", method_options: dict[str, dict[str, Any]] | None = None,
+                      labeler: str | Any = DEFAULT_LABELER, method_options: dict[str, dict[str, Any]] | None = None,
                       progress: bool = True, **options: Any) -> CompressionSweep:
     """Compress ``traces`` by every method at every strength and label the results (the originals once; their
     labels drive ``extractive``). ``options`` go to every compressor, ``method_options[method]`` to one."""
-    from .progress import tqdm
-
     from .labelers import get_labeler
+    from .progress import tqdm
 
     traces = list(traces)
     if not traces:

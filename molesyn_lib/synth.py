@@ -35,11 +35,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from .progress import tqdm
 
 from .backends import Backend, GenerationRequest
 from .behaviors import DEFINITIONS, INSTRUCTIONS, NAMES, STATES, check_behavior
 from .errors import InputError
+from .labelers.base import DEFAULT_LABELER
+from .progress import tqdm
 from .sources import Question
 from .traces import Trace
 from .transfer import TransferGraph, pearson
@@ -637,7 +638,7 @@ class Fidelity:
                 f"agreement labelled==requested: {agreement}")
 
 
-def fidelity(traces: Sequence[Trace], graph: TransferGraph, labeler: Any = "lexical") -> Fidelity:
+def fidelity(traces: Sequence[Trace], graph: TransferGraph, labeler: Any = DEFAULT_LABELER) -> Fidelity:
     """Measure synthesised traces against the target ``graph`` with a labeller (instance or registered name)."""
     from .labelers import get_labeler, label_corpus
 

@@ -8,28 +8,48 @@ import sys
 from pathlib import Path
 
 from ..labelers import available_labelers, get_labeler, label_corpus
+from ..labelers.base import DEFAULT_LABELER
 from ..traces import Corpus
 from ..transfer import TransferGraph, js_distance, kl_divergence, load_graph, pearson_with_p
 from . import load_corpus
 
 
 def _add_trace_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("traces", help="trace JSONL file (lines with 'response' or 'steps')")
+    parser.add_argument("traces", nargs="+",
+                        help="trace JSONL file(s) (lines with 'response' or 'steps'); several files are read as one "
+                             "corpus, e.g. all three ReasoningFlow trace files")
     parser.add_argument("--model", help="keep only lines whose 'model' or 'generator' equals this name")
-    parser.add_argument("--labeler", default="lexical",
-                        help=f"behaviour labeller: {', '.join(available_labelers())} (default: lexical)")
+    parser.add_argument("--labeler", default=DEFAULT_LABELER,
+                        help=f"behaviour labeller: {', '.join(available_labelers())} (default: trained)")
+    parser.add_argument("--judge-backend", default="openai",
+                        help="--labeler llm: generation backend of the judge (openai | transformers | mock; "
+                             "default openai, an OpenAI-compatible server)")
+    parser.add_argument("--judge-model", help="--labeler llm: judge model (default $MOLESYN_OPENAI_MODEL)")
+    parser.add_argument("--judge-base-url", help="--labeler llm: server URL (default $MOLESYN_OPENAI_BASE_URL)")
     parser.add_argument("--drop-truncated", action="store_true",
                         help="skip traces whose thinking block is never closed (counted on stderr)")
     parser.add_argument("--out", required=True, help="output file")
 
 
 def _load(args: argparse.Namespace) -> Corpus:
-    return load_corpus(args.traces, model=args.model, drop_truncated=args.drop_truncated)
+    corpus = Corpus(source=", ".join(args.traces))
+    for path in args.traces:
+        part = load_corpus(path, model=args.model, drop_truncated=args.drop_truncated)
+        corpus.extend(part)
+        corpus.skipped.update(part.skipped)
+    return corpus
+
+
+def _labeler(args: argparse.Namespace):
+    if args.labeler != "llm":
+        return get_labeler(args.labeler)
+    options = {"base_url": args.judge_base_url} if args.judge_base_url and args.judge_backend == "openai" else {}
+    return get_labeler("llm", backend=args.judge_backend, model=args.judge_model, backend_options=options)
 
 
 def run_label(args: argparse.Namespace) -> int:
     corpus = _load(args)
-    labels = label_corpus(corpus, get_labeler(args.labeler))
+    labels = label_corpus(corpus, _labeler(args))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     n = 0
@@ -45,9 +65,9 @@ def run_label(args: argparse.Namespace) -> int:
 
 def run_graph(args: argparse.Namespace) -> int:
     corpus = _load(args)
-    labels = label_corpus(corpus, get_labeler(args.labeler))
-    graph = TransferGraph.from_sequences(labels, labeler=args.labeler, name=args.model or Path(args.traces).stem,
-                                         meta={"source": str(args.traces), "n_truncated": corpus.n_truncated(),
+    labels = label_corpus(corpus, _labeler(args))
+    graph = TransferGraph.from_sequences(labels, labeler=args.labeler, name=args.model or Path(args.traces[0]).stem,
+                                         meta={"source": ", ".join(args.traces), "n_truncated": corpus.n_truncated(),
                                                "skipped": dict(corpus.skipped)})
     graph.save(args.out)
     print(f"wrote graph of {graph.n_traces} traces / {graph.n_steps} steps to {args.out}", file=sys.stderr)

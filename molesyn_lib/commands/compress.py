@@ -10,6 +10,7 @@ from typing import Any
 
 from ..compress import available_compressors, get_compressor, measure_compression, save_compressed
 from ..errors import MolesynError
+from ..labelers.base import DEFAULT_LABELER
 from . import load_corpus
 
 
@@ -59,8 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", required=True, choices=available_compressors(), help="compressor")
     parser.add_argument("--strength", type=float, default=0.5,
                         help="how much to remove, in [0, 1] (default 0.5; 0 = unchanged)")
-    parser.add_argument("--labeler", default="lexical",
-                        help="behaviour labeller for extractive and for the structure comparison (default lexical)")
+    parser.add_argument("--labeler", default=DEFAULT_LABELER,
+                        help="behaviour labeller for extractive and for the structure comparison (default trained)")
     parser.add_argument("--tokenizer", default="auto",
                         help="token counter: auto (SmolLM2 if available, else regex), smollm2, regex, or a local "
                              "tokenizer folder (default auto)")

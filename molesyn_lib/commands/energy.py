@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from ..energy import ALL_BONDS, EnergyConfig, load_energy_model, measure_energy
+from ..labelers.base import DEFAULT_LABELER
 from . import load_corpus
 
 
@@ -43,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True,
                         help="causal LM: 'smollm2', a local checkpoint folder (e.g. a lab student) or a cached id")
     parser.add_argument("--traces", required=True, help="trace JSONL file")
-    parser.add_argument("--labeler", default="lexical",
-                        help="behaviour labeller (default lexical; 'trace' = the traces' own 'gold' labels)")
+    parser.add_argument("--labeler", default=DEFAULT_LABELER,
+                        help="behaviour labeller (default trained; 'trace' = the traces' own 'gold' labels)")
     parser.add_argument("--max-tokens", type=int, default=1024,
                         help="token budget per trace; whole steps beyond it are dropped (default 1024)")
     parser.add_argument("--n-traces", type=int, help="use the first K traces")

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError, MolesynError
+from ..labelers.base import DEFAULT_LABELER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                             "the behaviours each step was asked for.")
     fid.add_argument("traces", help="traces JSONL written by `molesyn synth`")
     fid.add_argument("--graph", required=True, help="the target transfer graph (GRAPH.json)")
-    fid.add_argument("--labeler", default="lexical", help="labeller name (default lexical)")
+    fid.add_argument("--labeler", default=DEFAULT_LABELER, help="labeller name (default trained)")
     fid.add_argument("--json", help="also write the full result as JSON here")
     fid.set_defaults(func=run_fidelity)
 

@@ -1,5 +1,6 @@
-"""Behaviour labellers (registry keyed by name): ``lexical`` (cue lexicon), ``embedding`` (MiniLM + classifier
-trained on human annotations), ``llm`` (a judge model behind a generation backend)."""
-from .base import Labeler, available_labelers, get_labeler, label_corpus, register_labeler
+"""Behaviour labellers (registry keyed by name): ``trained`` (the default: MiniLM context features + TF-IDF n-grams
+with a head trained on molesyn's annotated corpus), ``lexical`` (cue lexicon, the fast baseline), ``embedding``
+(MiniLM + classifier trained on the human ReasoningFlow nodes), ``llm`` (a judge model behind a generation backend)."""
+from .base import DEFAULT_LABELER, Labeler, available_labelers, get_labeler, label_corpus, register_labeler
 
-__all__ = ["Labeler", "available_labelers", "get_labeler", "label_corpus", "register_labeler"]
+__all__ = ["DEFAULT_LABELER", "Labeler", "available_labelers", "get_labeler", "label_corpus", "register_labeler"]

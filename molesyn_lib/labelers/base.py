@@ -29,6 +29,10 @@ class Labeler(Protocol):
         ...
 
 
+#: The labeller every command, chapter and library function uses unless told otherwise (one home for the choice):
+#: the classifier trained on molesyn's annotated corpus (:mod:`molesyn_lib.labelers.trained`).
+DEFAULT_LABELER = "trained"
+
 _REGISTRY: dict[str, Callable[..., Labeler]] = {}
 
 
@@ -60,7 +64,7 @@ def _load_builtin() -> None:
     from . import embedding, gold, lexical, llm, trained  # noqa: F401  (registration side effects)
 
 
-def label_corpus(traces: Sequence[Trace], labeler: Labeler | str = "lexical", **options: Any) -> list[list[str]]:
+def label_corpus(traces: Sequence[Trace], labeler: Labeler | str = DEFAULT_LABELER, **options: Any) -> list[list[str]]:
     """Label traces with a labeller (instance or registered name) and check the output's shape."""
     labeler_obj = get_labeler(labeler, **options) if isinstance(labeler, str) else labeler
     labels = labeler_obj.label(traces)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +187,7 @@ def load_head(path: str | Path) -> Head:
                         classes=tuple(meta["classes"]), meta=meta)
     except FileNotFoundError:
         raise InputError("no such file (train the head with `molesyn labeler train`)", path) from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"not a molesyn labeller head ({type(exc).__name__}: {exc}); rebuild it with "
                          "`molesyn labeler train`", path) from None
     if int(meta.get("feature_version", -1)) != FEATURE_VERSION:
