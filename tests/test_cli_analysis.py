@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from molesyn_lib.cli import main
+from molesyn_lib.labelers import DEFAULT_LABELER
 
 TRACES = [
     {"id": "a", "model": "m1", "response": "<think>We need x such that 2x = 6, a linear equation here.\n\n"
@@ -26,7 +27,7 @@ def trace_file(tmp_path):
 
 def test_label_writes_one_line_per_step(trace_file, tmp_path):
     out = tmp_path / "steps.jsonl"
-    assert main(["label", str(trace_file), "--out", str(out)]) == 0
+    assert main(["label", str(trace_file), "--labeler", "lexical", "--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 5
     assert set(rows[0]) == {"trace_id", "model", "step", "text", "behavior"}
@@ -39,7 +40,7 @@ def test_graph_contract_and_model_filter(trace_file, tmp_path):
     graph = json.loads(out.read_text())
     assert graph["states"] == ["N", "D", "R", "E"]
     assert {"transition", "marginal", "counts", "n_traces", "n_steps", "labeler"} <= set(graph)
-    assert graph["n_traces"] == 1 and graph["n_steps"] == 3 and graph["labeler"] == "lexical"
+    assert graph["n_traces"] == 1 and graph["n_steps"] == 3 and graph["labeler"] == DEFAULT_LABELER
     assert all(abs(sum(row) - 1) < 1e-9 for row in graph["transition"])
     gold = tmp_path / "gold.json"
     assert main(["graph", str(trace_file), "--model", "m2", "--labeler", "gold", "--out", str(gold)]) == 0

@@ -11,6 +11,7 @@ from scipy.stats import chisquare
 from molesyn_lib.backends import CachedBackend, GenerationRequest, MockBackend
 from molesyn_lib.behaviors import DEFINITIONS, INSTRUCTIONS, STATE_INDEX, STATES
 from molesyn_lib.cli import main
+from molesyn_lib.labelers import DEFAULT_LABELER
 from molesyn_lib.sources import Question
 from molesyn_lib.synth import (
     SynthConfig,
@@ -304,7 +305,7 @@ def test_cli_synth_and_fidelity_end_to_end(cli_files, capsys):
     assert ", 0 generated" in capsys.readouterr().out  # the rerun is served from the cache
     assert main(["fidelity", str(out), "--graph", str(graph_path), "--json", str(tmp_path / "f.json")]) == 0
     printed = capsys.readouterr().out
-    assert "pearson(labelled graph [lexical], target)" in printed and "agreement" in printed
+    assert f"pearson(labelled graph [{DEFAULT_LABELER}], target)" in printed and "agreement" in printed
     assert json.loads((tmp_path / "f.json").read_text())["n_traces"] == 4
 
 
