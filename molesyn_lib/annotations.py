@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import data_dir
+from .config import data_dir, require
 from .errors import InputError
-from .sources import require
 from .traces import Corpus, Trace, iter_jsonl
 
 HUMAN_FILES = {"A": "v0_human_A.jsonl", "B": "v0_human_B.jsonl", "D": "v0_human_D.jsonl"}

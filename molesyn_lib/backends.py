@@ -4,19 +4,23 @@
   and seed; :meth:`GenerationRequest.cache_key` is the sha256 of its canonical JSON plus the backend's identity.
 * :class:`Backend`: anything with a ``name``, an ``identity`` (what makes its outputs differ: backend and model) and a
   batched ``generate(requests) -> list[str]``. Stop sequences are never part of the returned text.
-* Registry: :func:`register_backend` / :func:`get_backend` / :func:`available_backends`. Built in:
+* Registry (:data:`BACKENDS`, a :class:`~molesyn_lib.registry.Registry`): :func:`register_backend` /
+  :func:`get_backend` / :func:`available_backends`. Built in:
 
   - ``mock``: deterministic, offline; the output depends only on the request's hash (a configurable responder
     function or a fixed script drives it in tests);
   - ``transformers``: a local HF causal LM (default SmolLM2-135M-Instruct, see :mod:`molesyn_lib.models`) with its
     chat template, left-padded batch generation, stop strings, repetition penalty and seeded sampling on CPU;
-  - ``openai``: an OpenAI-compatible ``/v1/chat/completions`` server (vLLM, TGI...) with timeouts, retries with
-    exponential backoff and a bounded thread pool.
+  - ``openai``: an OpenAI-compatible ``/v1/chat/completions`` server (vLLM, TGI...) with a per-attempt timeout,
+    retries with exponential backoff (``Retry-After`` honoured up to :data:`RETRY_AFTER_MAX_S`), an overall
+    deadline per request and a bounded thread pool; Ctrl-C stops the retries at once.
 
   Other modules add backends with ``@register_backend("name")``; the ``lab`` backend comes from
   :mod:`molesyn_lib.lab`, which :func:`get_backend` imports on demand.
 * :class:`CachedBackend`: wraps any backend with an sqlite cache (``cache_dir()/generations.sqlite``) written as each
-  chunk completes, so reruns are free and an interrupted run resumes where it stopped.
+  chunk completes, so reruns are free and an interrupted run resumes where it stopped. Rows are keyed by the
+  request's hash and store a digest of the prompt, not the prompt itself (:meth:`GenerationRequest.summary_json`);
+  the file is opened by :func:`molesyn_lib.cachedb.connect` (WAL, long busy timeout, damaged files named).
 """
 from __future__ import annotations
 
@@ -36,9 +40,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
+from . import cachedb
 from .config import cache_dir as default_cache_dir
-from .errors import CacheError, MolesynError
+from .errors import CacheError, MolesynError, UnknownNameError
 from .progress import tqdm
+from .protocol import QUESTION, requested_behavior
+from .registry import Registry
 
 ROLES = ("system", "user", "assistant")
 
@@ -96,6 +103,15 @@ class GenerationRequest:
 
     def canonical_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+    def summary_json(self) -> str:
+        """The request for the cache's records: settings in full, the prompt only as its sha256 and length (a
+        walk's prompts grow with every step, so storing them whole costs O(steps^2) bytes per walk)."""
+        record = self.to_dict()
+        text = json.dumps({"messages": record.pop("messages"), "prompt": record.pop("prompt")}, sort_keys=True,
+                          ensure_ascii=False, separators=(",", ":"))
+        record.update(prompt_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), prompt_chars=len(text))
+        return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
     def cache_key(self, backend_identity: str = "") -> str:
         """sha256 (hex) of the canonical JSON of the request plus the backend identity."""
@@ -155,29 +171,26 @@ class Backend(Protocol):
 
 
 BackendFactory = Callable[..., Backend]
-_REGISTRY: dict[str, BackendFactory] = {}
+#: The generation backends by name (:func:`register_backend` adds one, :func:`get_backend` builds one).
+BACKENDS: Registry[BackendFactory] = Registry("generation backend")
 #: Backends registered by modules that are imported only when asked for.
 PLUGIN_MODULES: dict[str, str] = {"lab": "molesyn_lib.lab"}
 
 
 def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
     """Decorator registering a backend factory (a class or function taking keyword options) under ``name``."""
-
-    def decorator(factory: BackendFactory) -> BackendFactory:
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorator
+    return BACKENDS.register(name)
 
 
 def available_backends() -> list[str]:
     """Names of the registered backends (plugins appear once their module has been imported)."""
-    return sorted(_REGISTRY)
+    return BACKENDS.names()
 
 
 def get_backend(name: str, **options: Any) -> Backend:
-    """Build the backend registered under ``name``; raises :class:`MolesynError` for an unknown name."""
-    if name not in _REGISTRY and name in PLUGIN_MODULES:
+    """Build the backend registered under ``name``; :class:`~molesyn_lib.errors.UnknownNameError` (a
+    :class:`MolesynError`) listing the available ones for an unknown name."""
+    if name not in BACKENDS and name in PLUGIN_MODULES:
         module = PLUGIN_MODULES[name]
         try:
             found = importlib.util.find_spec(module) is not None
@@ -185,13 +198,11 @@ def get_backend(name: str, **options: Any) -> Backend:
             found = False
         if found:
             importlib.import_module(module)
-        if name not in _REGISTRY:
-            raise MolesynError(f"the {name!r} generation backend is not registered: it is provided by {module}"
-                               f"{'' if found else ', which is not installed yet'}; available backends: "
-                               f"{', '.join(available_backends())}")
-    if name not in _REGISTRY:
-        raise MolesynError(f"unknown generation backend {name!r}; available: {', '.join(available_backends())}")
-    return _REGISTRY[name](**options)
+        if name not in BACKENDS:
+            raise UnknownNameError(f"the {name!r} generation backend is not registered: it is provided by {module}"
+                                   f"{'' if found else ', which is not installed yet'}; available backends: "
+                                   f"{', '.join(available_backends())}")
+    return BACKENDS.get(name)(**options)
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -218,36 +229,27 @@ _MOCK_STEPS: dict[str, tuple[str, ...]] = {
           "What if we consider the case where {a} is replaced by {b}?",
           "Perhaps there is a different way: suppose we start from {p} instead."),
 }
-_BEHAVIOUR_BY_NAME = {"normal operation": "N", "deep reasoning": "D", "self-reflection": "R", "self-exploration": "E"}
-_TAG_RE = re.compile(r"(Normal operation|Deep reasoning|Self-reflection|Self-exploration):\s*$")
-_CONDUCT_RE = re.compile(r"conduct (normal operation|deep reasoning|self-reflection|self-exploration) behavior",
-                         re.IGNORECASE)
 
 
 def mock_synth_response(request: GenerationRequest, answer_rate: float = 0.2) -> str:
     """The default mock output: a templated step of the behaviour a MOLE-SYN prompt asks for.
 
-    The behaviour is read from "You should conduct <behaviour> behavior now" (chat styles) or from the final
-    "<behaviour>:" tag (transcript style). With probability ``answer_rate`` (decided by the request hash) the step is a
-    boxed answer: the last number of the (last) question. A prompt ending in ``\\boxed{`` gets that number alone;
-    other prompts get a hash-derived sentence.
+    The behaviour is read by :func:`molesyn_lib.protocol.requested_behavior` ("You should conduct <behaviour>
+    behavior now." in the chat styles, the final "<behaviour>:" tag in the transcript style). With probability
+    ``answer_rate`` (decided by the request hash) the step is a boxed answer: the last number of the (last) question.
+    A prompt ending in ``\\boxed{`` gets that number alone; other prompts get a hash-derived sentence.
     """
     rng = request_rng(request)
     text = "\n".join(m["content"] for m in request.chat())
     a, b = rng.randint(2, 40), rng.randint(2, 40)
     values = {"a": a, "b": b, "s": a + b, "p": a * b, "d": a * b - a}
-    questions = re.findall(r"Question:\s*(.*?)(?:\n|$)", text)
+    questions = re.findall(rf"{re.escape(QUESTION)}\s*(.*?)(?:\n|$)", text)
     numbers = re.findall(r"-?\d+(?:\.\d+)?", questions[-1] if questions else text)
     answer = numbers[-1] if numbers else str(values["s"])
     if text.rstrip().endswith("\\boxed{"):
         return answer
-    conduct = _CONDUCT_RE.findall(text)
-    tag = _TAG_RE.search(text)
-    if conduct:
-        behaviour = _BEHAVIOUR_BY_NAME[conduct[-1].lower()]
-    elif tag:
-        behaviour = _BEHAVIOUR_BY_NAME[tag.group(1).lower()]
-    else:
+    behaviour = requested_behavior(text)
+    if behaviour is None:
         return f"mock output {request.cache_key('mock')[:8]} " + " ".join(str(rng.randint(0, 99)) for _ in range(3))
     if rng.random() < answer_rate:
         return f"So the answer is \\boxed{{{answer}}}."
@@ -450,6 +452,42 @@ class TransformersBackend:
 
 # -------------------------------------------------------------------------------------------------------------- openai
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: The longest ``Retry-After`` wait the openai backend honours, in seconds (longer requests are cut to this); the
+#: request's overall deadline still applies.
+RETRY_AFTER_MAX_S = 120.0
+#: Defaults of the openai backend's time limits (also the CLI's ``--timeout``/``--max-retries``/``--deadline``).
+OPENAI_TIMEOUT_S = 120.0
+OPENAI_MAX_RETRIES = 4
+OPENAI_DEADLINE_S = 300.0
+
+
+def _env_number(name: str, default: float, kind: type = float) -> Any:
+    """``$name`` as a number (``kind``), else ``default``; :class:`MolesynError` naming the variable if malformed."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise MolesynError(f"${name} must be a number, got {raw!r}") from None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds (delta-seconds or an HTTP date), ``None`` when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 @register_backend("openai")
@@ -460,9 +498,13 @@ class OpenAIBackend:
         base_url: server URL (``http://host:8000`` or ``.../v1``); default ``$MOLESYN_OPENAI_BASE_URL``.
         model: model name sent in each request (a request's own ``model`` wins); default ``$MOLESYN_OPENAI_MODEL``.
         api_key: bearer token; default ``$MOLESYN_OPENAI_API_KEY``, else ``$OPENAI_API_KEY``, else none.
-        timeout_s: per-request timeout (connect and read).
-        max_retries: retries after the first attempt on 408/425/429/5xx, timeouts and connection errors.
-        backoff_s: first backoff; doubled after each retry, capped at ``backoff_max_s`` (``Retry-After`` honoured).
+        timeout_s: per-attempt timeout (connect and read); default ``$MOLESYN_OPENAI_TIMEOUT``, else 120 s.
+        max_retries: retries after the first attempt on 408/425/429/5xx, timeouts and connection errors; default
+            ``$MOLESYN_OPENAI_MAX_RETRIES``, else 4.
+        deadline_s: the most seconds one request may take over all its attempts and waits (``None``/0: no limit);
+            default ``$MOLESYN_OPENAI_DEADLINE``, else 300 s. A hung server is given up on after this.
+        backoff_s: first backoff; doubled after each retry, capped at ``backoff_max_s``. A ``Retry-After`` header
+            replaces the backoff, honoured up to :data:`RETRY_AFTER_MAX_S`.
         concurrency: requests in flight at once (thread pool size).
         progress: progress bar over requests.
         extra_body: extra JSON fields for every request (e.g. vLLM's ``top_k``).
@@ -471,19 +513,32 @@ class OpenAIBackend:
     name = "openai"
 
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None,
-                 timeout_s: float = 120.0, max_retries: int = 4, backoff_s: float = 0.5, backoff_max_s: float = 8.0,
-                 concurrency: int = 8, progress: bool = True, extra_body: dict[str, Any] | None = None, **_: Any):
+                 timeout_s: float | None = None, max_retries: int | None = None, backoff_s: float = 0.5,
+                 backoff_max_s: float = 8.0, concurrency: int = 8, progress: bool = True,
+                 extra_body: dict[str, Any] | None = None, deadline_s: float | None = -1.0, **_: Any):
         base_url = base_url or os.environ.get("MOLESYN_OPENAI_BASE_URL")
         if not base_url:
             raise MolesynError("the openai backend needs a server URL: pass --base-url or set MOLESYN_OPENAI_BASE_URL")
-        url = base_url.rstrip("/")
+        if not re.match(r"^https?://[^/\s]+", base_url.strip()):
+            raise MolesynError(f"the openai backend's server URL {base_url!r} needs http:// or https:// and a host, "
+                               f"e.g. http://{base_url.strip().split('://')[-1] or 'localhost:8000'}")
+        timeout_s = _env_number("MOLESYN_OPENAI_TIMEOUT", OPENAI_TIMEOUT_S) if timeout_s is None else timeout_s
+        max_retries = _env_number("MOLESYN_OPENAI_MAX_RETRIES", OPENAI_MAX_RETRIES, int) if max_retries is None \
+            else max_retries
+        if deadline_s is not None and deadline_s < 0:
+            deadline_s = _env_number("MOLESYN_OPENAI_DEADLINE", OPENAI_DEADLINE_S)
+        if not timeout_s > 0 or max_retries < 0:
+            raise MolesynError(f"the openai backend needs a positive timeout and max_retries >= 0, got timeout "
+                               f"{timeout_s} and max_retries {max_retries}")
+        url = base_url.strip().rstrip("/")
         if not url.endswith("/chat/completions"):
             url = url + ("/chat/completions" if url.endswith("/v1") else "/v1/chat/completions")
         self.url = url
         self.model = model or os.environ.get("MOLESYN_OPENAI_MODEL")
         self.api_key = api_key or os.environ.get("MOLESYN_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
+        self.timeout_s = float(timeout_s)
+        self.max_retries = int(max_retries)
+        self.deadline_s = float(deadline_s) if deadline_s else None
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.concurrency = max(1, int(concurrency))
@@ -493,6 +548,7 @@ class OpenAIBackend:
         self.retries = 0
         self._local = threading.local()
         self._stats_lock = threading.Lock()
+        self._stop = threading.Event()  # set on Ctrl-C or a failure: in-flight requests stop retrying
 
     @property
     def identity(self) -> str:
@@ -535,16 +591,26 @@ class OpenAIBackend:
             headers["Authorization"] = f"Bearer {self.api_key}"
         body = self.payload(request)
         last = "no attempt"
+        begun = time.monotonic()
+        deadline = begun + self.deadline_s if self.deadline_s else None
+        attempts = 0
         for attempt in range(self.max_retries + 1):
+            if self._stop.is_set():
+                raise MolesynError(f"OpenAI-compatible server {self.url}: request cancelled")
+            left = deadline - time.monotonic() if deadline is not None else None
+            if left is not None and left <= 0:
+                break
             if attempt:
                 with self._stats_lock:
                     self.retries += 1
+            attempts += 1
             delay = min(self.backoff_s * (2 ** attempt), self.backoff_max_s)
             started = time.perf_counter()
+            timeout = self.timeout_s if left is None else max(min(self.timeout_s, left), 0.001)
             try:
-                response = self._session().post(self.url, json=body, headers=headers, timeout=self.timeout_s)
+                response = self._session().post(self.url, json=body, headers=headers, timeout=timeout)
             except requests.Timeout:
-                last = f"timeout after {self.timeout_s:g} s"
+                last = f"timeout after {timeout:g} s"
             except requests.ConnectionError as exc:
                 last = f"connection error ({type(exc).__name__})"
                 self._local.session = None
@@ -554,12 +620,19 @@ class OpenAIBackend:
                 last = f"HTTP {response.status_code}: {response.text[:200].strip()}"
                 if response.status_code not in RETRY_STATUSES:
                     raise MolesynError(f"OpenAI-compatible server {self.url} refused the request: {last}")
-                retry_after = response.headers.get("Retry-After")
-                if retry_after and retry_after.replace(".", "", 1).isdigit():
-                    delay = min(float(retry_after), self.backoff_max_s)
+                asked = retry_after_seconds(response.headers.get("Retry-After"))
+                if asked is not None:
+                    delay = min(asked, RETRY_AFTER_MAX_S)
             if attempt < self.max_retries:
-                time.sleep(delay)
-        raise MolesynError(f"OpenAI-compatible server {self.url} failed after {self.max_retries + 1} attempts; "
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    break  # waiting would pass the deadline: give up now rather than at it
+                if self._stop.wait(delay):
+                    raise MolesynError(f"OpenAI-compatible server {self.url}: request cancelled")
+        if attempts < self.max_retries + 1 and deadline is not None:
+            raise MolesynError(f"OpenAI-compatible server {self.url} gave no answer within the deadline of "
+                               f"{self.deadline_s:g} s ({attempts} attempts; last status: {last}); raise --deadline "
+                               "or --timeout for a slow server")
+        raise MolesynError(f"OpenAI-compatible server {self.url} failed after {attempts} attempts; "
                            f"last status: {last}")
 
     def _parse(self, response: Any, request: GenerationRequest, seconds: float) -> str:
@@ -582,6 +655,8 @@ class OpenAIBackend:
         bar = tqdm(total=len(requests), desc=f"generate ({self.identity})", unit="req", leave=False,
                    disable=not self.progress or len(requests) <= 1)
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests)), thread_name_prefix="molesyn-http")
+        self._stop.clear()
+        finished = False
         try:
             futures = {pool.submit(self._post, request): index for index, request in enumerate(requests)}
             pending = set(futures)
@@ -590,8 +665,11 @@ class OpenAIBackend:
                 for future in done:
                     outputs[futures[future]] = future.result()  # re-raises the first failure
                     bar.update(1)
+            finished = True
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if not finished:  # a failure or Ctrl-C: stop the other requests' retries and do not wait for them
+                self._stop.set()
+            pool.shutdown(wait=finished, cancel_futures=True)
             bar.close()
         return outputs
 
@@ -631,17 +709,15 @@ class CachedBackend:
             raise CacheError(f"generation cache folder {path or cache_dir} cannot be created: "
                              f"{exc.strerror or exc}") from None
         try:
-            self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn = cachedb.connect(self.path)
             self._conn.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, backend TEXT NOT NULL, "
                                "request TEXT NOT NULL, output TEXT NOT NULL, created REAL NOT NULL)")
             self._conn.commit()
         except sqlite3.Error as exc:
             raise CacheError(self._explain(exc)) from None
 
-    def _explain(self, exc: sqlite3.Error) -> str:
-        return (f"generation cache {self.path} is not usable: {exc} (is the disk full or the folder read-only? "
-                f"set MOLESYN_CACHE or pass another cache folder)")
+    def _explain(self, exc: sqlite3.Error, writing: bool = False) -> str:
+        return cachedb.explain(exc, self.path, "generation cache", writing=writing)
 
     @property
     def identity(self) -> str:
@@ -675,7 +751,7 @@ class CachedBackend:
             with self._conn:
                 self._conn.executemany("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?)", rows)
         except sqlite3.Error as exc:
-            raise CacheError(self._explain(exc)) from None
+            raise CacheError(self._explain(exc, writing=True)) from None
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
         identity = self.backend.identity
@@ -697,7 +773,7 @@ class CachedBackend:
                     raise MolesynError(f"backend {self.backend.name} returned {len(outputs)} outputs for "
                                        f"{len(chunk)} requests")
                 now = time.time()
-                self._store([(key, identity, request.canonical_json(), output, now)
+                self._store([(key, identity, request.summary_json(), output, now)
                              for (key, request), output in zip(chunk, outputs)])
                 found.update({key: output for (key, _), output in zip(chunk, outputs)})
                 bar.update(len(chunk))
@@ -722,7 +798,7 @@ def make_backend(name: str, cache: bool = True, cache_dir: str | Path | None = N
 
 
 __all__ = [
-    "Backend", "CachedBackend", "GenerationRequest", "GenerationStats", "MockBackend", "OpenAIBackend",
+    "BACKENDS", "Backend", "CachedBackend", "GenerationRequest", "GenerationStats", "MockBackend", "OpenAIBackend",
     "TransformersBackend", "apply_stop", "available_backends", "get_backend", "make_backend", "mock_synth_response",
     "register_backend", "request_rng",
 ]

@@ -15,7 +15,9 @@ a temporary copy):
 raises is reported (chapter, failing cell, error) and the others still run; the executed notebook is written even
 when it failed. The summary is merged with the previous one and rewritten atomically after every chapter, so a run
 killed half-way loses no finished chapter, and ``resume=True`` skips chapters whose last run for the same profile
-succeeded on the same source and parameters. :func:`build_book` renders the status page and runs
+succeeded on the same source, parameters and library code (:func:`library_hash`). A failed or timed-out rerun of a
+chapter whose shown notebook is a good run keeps that notebook (and its summary record, with the failure noted in
+``last_failure``); the failed run's notebook goes to ``logs/<stem>.<profile>.failed.ipynb``. :func:`build_book` renders the status page and runs
 ``jupyter-book build book --config _config.yml --toc _toc.yml --path-output book --all -W -n --keep-going``.
 """
 from __future__ import annotations
@@ -187,11 +189,14 @@ class ChapterRecord:
         error: the failing cell and exception (``None`` when ok).
         versions: library versions of the run (python, torch, transformers, trl, datasets, papermill, molesyn).
         hardware: CPU model, cores, RAM, GPU name(s) if any.
-        source_hash: hash of the notebook's cell sources plus the injected parameters (for ``resume``).
+        source_hash: hash of the notebook's cell sources, the injected parameters and the library code (for
+            ``resume``).
         executed: path of the executed notebook, relative to the root.
         log: path of the papermill log, relative to the root.
         timeout_s: the time limit the chapter ran under.
         current: whether ``book/chapters`` holds this run's notebook (the profile the book shows).
+        last_failure: a later rerun that failed while this good run's notebook was kept (its ``status``,
+            ``finished``, ``error``, ``log`` and ``executed``); ``None`` when the last run was this one.
     """
 
     chapter: str
@@ -212,6 +217,7 @@ class ChapterRecord:
     log: str = ""
     timeout_s: float | None = None
     current: bool = True
+    last_failure: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -336,8 +342,23 @@ def notebook_title(path: Path) -> str:
     return ""
 
 
+@lru_cache(maxsize=1)
+def library_hash() -> str:
+    """sha256 of the ``molesyn_lib`` package's Python sources (paths and contents): a chapter computed with other
+    library code is stale, so it is part of :func:`source_hash`."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for file in sorted(package.rglob("*.py")):
+        if "__pycache__" in file.parts:
+            continue
+        digest.update(file.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def source_hash(path: Path, injected: dict[str, Any], profile: str) -> str:
-    """Hash of the notebook's cell types and sources (outputs ignored) plus the injected parameters."""
+    """Hash of the notebook's cell types and sources (outputs ignored), the injected parameters and the library's
+    source code (:func:`library_hash`)."""
     try:
         cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
     except json.JSONDecodeError as exc:
@@ -346,6 +367,7 @@ def source_hash(path: Path, injected: dict[str, Any], profile: str) -> str:
         "cells": [[cell.get("cell_type"), _source(cell)] for cell in cells],
         "parameters": injected,
         "profile": profile,
+        "library": library_hash(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -537,25 +559,18 @@ def _now() -> str:
 
 @lru_cache(maxsize=1)
 def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """The process's file-creation mask (:func:`molesyn_lib.safeio.current_umask`)."""
+    from .safeio import current_umask
+
+    return current_umask()
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path`` and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to a temporary file next to ``path`` and rename it over ``path``
+    (:func:`molesyn_lib.safeio.write_text`)."""
+    from .safeio import write_text
+
+    write_text(path, text)
 
 
 def load_summary(path: str | Path) -> list[ChapterRecord]:
@@ -605,9 +620,10 @@ def record_summary(path: str | Path, record: ChapterRecord) -> list[ChapterRecor
 
 
 def can_resume(record: ChapterRecord | None, source_hash_now: str, executed: Path) -> bool:
-    """True when ``record`` is an ok, current run with the same source hash and its executed notebook exists."""
+    """True when ``record`` is an ok, current run with the same source hash, its executed notebook exists and no
+    rerun failed since (``last_failure``)."""
     return (record is not None and record.status == "ok" and record.current and record.source_hash == source_hash_now
-            and executed.exists())
+            and executed.exists() and not record.last_failure)
 
 
 # ---------------------------------------------------------------------------------------------------- execution
@@ -669,12 +685,14 @@ def _chapter_env(profile: str, layout: BookLayout) -> dict[str, str]:
 
 
 def execute_chapter(chapter: Chapter, layout: BookLayout, profile: str, injected: dict[str, Any],
-                    timeout_s: float, kernel: str = "python3") -> ChapterRecord:
+                    timeout_s: float, kernel: str = "python3", keep_good: bool = False) -> ChapterRecord:
     """Run one chapter with papermill in a subprocess, killed (with its kernel) after ``timeout_s`` seconds.
 
     Papermill writes to a hidden temporary notebook that replaces ``book/chapters/<stem>.ipynb`` only when the run
-    ended (ok, failed or timed out), so an interrupted run never leaves a half-written chapter behind. A
-    ``KeyboardInterrupt`` stops the subprocess and propagates without recording anything for this chapter.
+    ended (ok, failed or timed out), so an interrupted run never leaves a half-written chapter behind. With
+    ``keep_good`` (the chapter's notebook is a good run) a failed or timed-out run does not replace it: its notebook
+    goes to ``logs/<stem>.<profile>.failed.ipynb`` and the record is not current. A ``KeyboardInterrupt`` stops the
+    subprocess and propagates without recording anything for this chapter.
     """
     layout.chapters_dir.mkdir(parents=True, exist_ok=True)
     layout.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -709,11 +727,8 @@ def execute_chapter(chapter: Chapter, layout: BookLayout, profile: str, injected
         seconds = round(time.perf_counter() - t0, 2)
     error: CellError | None = None
     produced = running.exists()
-    if produced:
-        os.replace(running, final)
-        errors = find_error_outputs(final)
-    else:  # papermill failed before writing anything: the previous notebook (if any) stays, not current
-        errors = []
+    # papermill failed before writing anything: the previous notebook (if any) stays, not current
+    errors = find_error_outputs(running) if produced else []
     if timed_out:
         status = "timeout"
         running_cell = next((e for e in errors if e.ename == "Timeout"), None)
@@ -728,13 +743,18 @@ def execute_chapter(chapter: Chapter, layout: BookLayout, profile: str, injected
                                                ename="PapermillError", evalue=_log_tail(log_path))
     else:
         status = "ok"
+    executed: Path | None = None
+    if produced:
+        failed_copy = layout.logs_dir / f"{chapter.stem}.{profile}.failed.ipynb"
+        executed = final if status == "ok" or not keep_good else failed_copy
+        os.replace(running, executed)
     return ChapterRecord(
         chapter=chapter.stem, profile=profile, status=status, seconds=seconds, started=started, finished=_now(),
         title=notebook_title(chapter.source), parameters=parameters, injected=dict(injected),
         seeds=seeds_of(parameters), error=error, versions=environment_versions(), hardware=hardware_info(),
         source_hash=source_hash(chapter.source, injected, profile),
-        executed=str(final.relative_to(layout.root)) if produced else "",
-        log=str(log_path.relative_to(layout.root)), timeout_s=timeout_s, current=produced)
+        executed=str(executed.relative_to(layout.root)) if executed is not None else "",
+        log=str(log_path.relative_to(layout.root)), timeout_s=timeout_s, current=executed == final)
 
 
 def _log_tail(path: Path, lines: int = 8) -> str:
@@ -806,10 +826,21 @@ def run_chapters(root: str | Path, profile: str = "smoke", chapters: Iterable[st
             results.append(skipped)
             say(f"{chapter.stem}: skipped (ok with the {profile} profile on {earlier.finished}, unchanged)")
             continue
-        record = execute_chapter(chapter, layout, profile, injected, limit, kernel)
+        shown = next((r for r in previous.values() if r.chapter == chapter.stem and r.current), None)
+        keep_good = shown is not None and shown.status == "ok" and chapter.executed_path(layout).exists()
+        record = execute_chapter(chapter, layout, profile, injected, limit, kernel, keep_good=keep_good)
         if record.current:
             stamp_executed_notebook(chapter.executed_path(layout), record, link_status)
-        record_summary(layout.summary_path, record)
+        if keep_good and record.status != "ok" and shown is not None and shown.profile == profile:
+            kept = ChapterRecord.from_dict(shown.to_dict())  # the good run stays, with the failure noted
+            kept.last_failure = {"status": record.status, "finished": record.finished, "log": record.log,
+                                 "executed": record.executed, "source_hash": record.source_hash,
+                                 "error": asdict(record.error) if record.error else None}
+            previous[(chapter.stem, profile)] = kept
+            record_summary(layout.summary_path, kept)
+        else:
+            previous[(chapter.stem, profile)] = record
+            record_summary(layout.summary_path, record)
         results.append(record)
         if record.status == "ok":
             say(f"{chapter.stem}: ok in {_format_seconds(record.seconds)}")
@@ -894,9 +925,18 @@ def render_status_page(records: Sequence[ChapterRecord], toc_chapters: Sequence[
                      f"{_format_seconds(record.seconds)} | {_md_cell(record.finished.replace('T', ' ')[:19])} | "
                      f"{_md_cell(_hardware_text(record.hardware))} | {_md_cell(_versions_text(record.versions))} |")
     failures = [r for r in records if r.status in ("failed", "timeout")]
+    reruns = [r for r in records if r.last_failure]
     lines += ["", "## Failures", ""]
-    if not failures:
+    if not failures and not reruns:
         lines += ["None: every recorded run succeeded.", ""]
+    for record in reruns:
+        failure = record.last_failure or {}
+        error = failure.get("error") or {}
+        note = (f"The rerun finished {_md_cell(str(failure.get('finished', '')).replace('T', ' ')[:19])} UTC with "
+                f"`{_md_cell(error.get('ename', ''))}: {_md_cell(error.get('evalue', ''))}` (log: "
+                f"`{failure.get('log', '')}`, notebook: `{failure.get('executed', '')}`); the book still shows the "
+                "last good run.")
+        lines += [f"### `{record.chapter}` ({record.profile}): a rerun {failure.get('status', 'failed')}", "", note, ""]
     for record in failures:
         error = record.error
         lines += [f"### `{record.chapter}` ({record.profile}): {record.status}", ""]
@@ -1057,7 +1097,7 @@ def build_book(root: str | Path, strict: bool = True, timeout_s: float = 1800.0,
 
 def write_scoreboard_page(layout: BookLayout) -> Path:
     """Render ``book/scoreboard.md`` (the claims scoreboard) from the claims the chapters saved."""
-    from .reporting import render_scoreboard
+    from .claims import render_scoreboard
 
     page = layout.book_dir / "scoreboard.md"
     _atomic_write_text(page, render_scoreboard(layout.results_dir))

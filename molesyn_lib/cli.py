@@ -10,7 +10,9 @@ import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from . import __version__, commands
@@ -53,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"molesyn: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("molesyn: interrupted", file=sys.stderr)
+        # a second Ctrl-C (e.g. while the interpreter waits for worker threads on exit) ends the process at once
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+        print("molesyn: interrupted (press Ctrl-C again to exit at once)", file=sys.stderr)
         return 130
 
 

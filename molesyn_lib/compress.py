@@ -53,8 +53,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import MolesynError
+from .errors import MolesynError, UnknownNameError
 from .labelers.base import DEFAULT_LABELER
+from .registry import Registry
 from .traces import Trace
 
 #: Text between consecutive steps when a trace is read as one text (counted in the trace's tokens).
@@ -243,7 +244,8 @@ def _evenly_spaced(indices: Sequence[int], count: int) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------------------- compressors
-_REGISTRY: dict[str, type[BaseCompressor]] = {}
+#: The compressors by name, in registration order (:func:`register_compressor`, :func:`get_compressor`).
+COMPRESSORS: Registry[type[BaseCompressor]] = Registry("compression method", sort=False)
 
 
 def register_compressor(name: str) -> Callable[[type[BaseCompressor]], type[BaseCompressor]]:
@@ -251,22 +253,20 @@ def register_compressor(name: str) -> Callable[[type[BaseCompressor]], type[Base
 
     def decorator(cls: type[BaseCompressor]) -> type[BaseCompressor]:
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return COMPRESSORS.register(name, cls)
 
     return decorator
 
 
 def available_compressors() -> list[str]:
     """Names of the registered compressors."""
-    return list(_REGISTRY)
+    return COMPRESSORS.names()
 
 
 def get_compressor(name: str, **options: Any) -> BaseCompressor:
-    """Build the compressor registered under ``name`` (:class:`MolesynError` for an unknown name)."""
-    if name not in _REGISTRY:
-        raise MolesynError(f"unknown compression method {name!r}; available: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name](**options)
+    """Build the compressor registered under ``name`` (:class:`~molesyn_lib.errors.UnknownNameError` listing the
+    known ones for an unknown name)."""
+    return COMPRESSORS.get(name)(**options)
 
 
 class BaseCompressor:
@@ -610,6 +610,8 @@ def label_traces(traces: Sequence[Trace], labeler: str | Any = DEFAULT_LABELER) 
     if isinstance(labeler, str):
         try:
             labeler = get_labeler(labeler)
+        except UnknownNameError:
+            raise
         except ValueError as exc:
             raise MolesynError(str(exc)) from None
     return label_corpus(list(traces), labeler) if traces else []
@@ -675,6 +677,8 @@ def compression_curve(traces: Sequence[Trace], method: str, strengths: Sequence[
 
         try:
             labeler_obj = get_labeler(labeler)
+        except UnknownNameError:
+            raise
         except ValueError as exc:
             raise MolesynError(str(exc)) from None
     if original_labels is None:
@@ -744,6 +748,7 @@ def save_compressed(compressed: Sequence[CompressedTrace], path: str | Path) -> 
 
 
 __all__ = [
+    "COMPRESSORS",
     "STEP_SEPARATOR",
     "SUMMARY_PROMPT",
     "BaseCompressor",

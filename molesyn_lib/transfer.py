@@ -8,7 +8,6 @@ compute entropies. Graphs serialise to the ``GRAPH.json`` format used by the com
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from scipy.stats import pearsonr
 
 from .behaviors import STATE_INDEX, STATES
 from .errors import InputError
+from .safeio import read_json_file, write_json
 
 N_STATES = len(STATES)
 
@@ -148,10 +148,8 @@ class TransferGraph:
         }
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        """Write the ``GRAPH.json`` record atomically as strict JSON (:func:`molesyn_lib.safeio.write_json`)."""
+        return write_json(path, self.to_dict(), indent=2)
 
     def sample_next(self, current: str, rng: np.random.Generator) -> str:
         """Sample the behaviour after ``current`` from ``P(. | current)``."""
@@ -162,42 +160,112 @@ class TransferGraph:
         return STATES[int(rng.choice(N_STATES, p=self.marginal))]
 
 
+def _numbers(value: Any, field_name: str, shape: tuple[int, ...], path: str | Path, integer: bool = False,
+             ) -> np.ndarray:
+    """``value`` as a float array of ``shape``: nested lists of JSON numbers (no strings or booleans), finite and
+    non-negative (and whole numbers when ``integer``); :class:`InputError` naming ``field_name`` otherwise."""
+    size = "x".join(str(n) for n in shape)
+    kind = "whole numbers" if integer else "numbers"
+
+    def valid(item: Any, depth: int) -> bool:
+        if depth == len(shape):
+            return isinstance(item, (int, float)) and not isinstance(item, bool)
+        return isinstance(item, list) and len(item) == shape[depth] and all(valid(x, depth + 1) for x in item)
+
+    if not valid(value, 0):
+        raise InputError(f"'{field_name}' must be a non-negative {size} {'matrix' if len(shape) == 2 else 'list'} "
+                         f"of {kind}, got {_describe(value)}", path)
+    array = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"'{field_name}' holds NaN or infinite values", path)
+    if np.any(array < 0):
+        raise InputError(f"'{field_name}' holds negative values", path)
+    if integer and np.any(array != np.rint(array)):
+        raise InputError(f"'{field_name}' must hold whole numbers (counts)", path)
+    return array
+
+
+def _describe(value: Any) -> str:
+    """A short description of a JSON value for error messages (type and, for lists, the shape)."""
+    if isinstance(value, list):
+        inner = value[0] if value else None
+        if isinstance(inner, list):
+            return f"a list of {len(value)} lists" + (f" of {len(inner)}" if all(
+                isinstance(row, list) and len(row) == len(inner) for row in value) else " of different lengths")
+        return f"a list of {len(value)} items" if all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in value) else "a list with non-numbers"
+    return "nothing" if value is None else f"a {type(value).__name__}"
+
+
+def _whole(record: dict[str, Any], field_name: str, path: str | Path) -> int | None:
+    value = record.get(field_name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() or value < 0:
+        raise InputError(f"'{field_name}' must be a non-negative whole number, got {value!r}", path)
+    return int(value)
+
+
+def _text(record: dict[str, Any], field_name: str, path: str | Path) -> str | None:
+    value = record.get(field_name)
+    if value is not None and not isinstance(value, str):
+        raise InputError(f"'{field_name}' must be a string, got a {type(value).__name__}", path)
+    return value
+
+
 def graph_from_dict(record: dict[str, Any], path: str | Path = "<memory>") -> TransferGraph:
-    """Read a ``GRAPH.json`` record (``states``, ``transition`` and optionally ``counts``, ``marginal``...)."""
-    if list(record.get("states", STATES)) != list(STATES):
-        raise InputError(f"graph states must be {list(STATES)}, got {record.get('states')}", path)
-    try:
-        transition = np.asarray(record["transition"], dtype=float)
-    except (KeyError, TypeError, ValueError):
-        raise InputError("graph needs a 4x4 numeric 'transition' matrix", path) from None
-    if transition.shape != (N_STATES, N_STATES) or np.any(transition < 0):
-        raise InputError(f"'transition' must be a non-negative 4x4 matrix, got shape {transition.shape}", path)
-    if not np.allclose(transition.sum(axis=1), 1.0, atol=1e-6):
-        raise InputError("'transition' rows must each sum to 1", path)
-    if record.get("counts") is not None and record.get("marginal") is not None:
-        counts = np.asarray(record["counts"], dtype=np.int64)
-        marginal = np.asarray(record["marginal"], dtype=float)
-        n_steps = int(record.get("n_steps") or counts.sum() or 1)
-        graph = TransferGraph(counts=counts, behavior_counts=np.rint(marginal * n_steps).astype(np.int64),
-                              n_traces=int(record.get("n_traces") or 0), labeler=record.get("labeler"),
-                              name=record.get("name"), meta=record.get("meta") or {})
+    """Read a ``GRAPH.json`` record (``states``, ``transition`` and optionally ``counts``, ``marginal``...).
+
+    Every field is checked: ``transition`` a finite non-negative 4x4 matrix whose rows sum to 1; ``counts`` a 4x4
+    matrix of non-negative whole numbers; ``marginal`` 4 finite non-negative numbers with a positive sum;
+    ``n_steps``/``n_traces`` non-negative whole numbers; ``labeler``/``name`` strings; ``meta`` an object. A bad
+    field raises :class:`InputError` naming the file and the field.
+    """
+    if not isinstance(record, dict):
+        raise InputError("a graph file must hold a JSON object", path)
+    states = record.get("states", list(STATES))
+    if not isinstance(states, list) or states != list(STATES):
+        raise InputError(f"graph states must be {list(STATES)}, got {states!r}", path)
+    if "transition" not in record:
+        raise InputError("graph needs a 4x4 numeric 'transition' matrix", path)
+    transition = _numbers(record["transition"], "transition", (N_STATES, N_STATES), path)
+    sums = transition.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-6):
+        bad = int(np.argmax(np.abs(sums - 1.0)))
+        raise InputError(f"'transition' rows must each sum to 1 (row {STATES[bad]} sums to {sums[bad]:.6g})", path)
+    counts = _numbers(record["counts"], "counts", (N_STATES, N_STATES), path, integer=True) \
+        if record.get("counts") is not None else None
+    marginal = _numbers(record["marginal"], "marginal", (N_STATES,), path) \
+        if record.get("marginal") is not None else None
+    if marginal is not None and not marginal.sum() > 0:
+        raise InputError("'marginal' must have a positive sum (it is all zeros)", path)
+    n_steps, n_traces = _whole(record, "n_steps", path), _whole(record, "n_traces", path)
+    labeler, name = _text(record, "labeler", path), _text(record, "name", path)
+    meta = record.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise InputError(f"'meta' must be an object, got a {type(meta).__name__}", path)
+    if counts is not None and marginal is not None:
+        steps = n_steps or int(counts.sum()) or 1
+        graph = TransferGraph(counts=counts.astype(np.int64),
+                              behavior_counts=np.rint(marginal / marginal.sum() * steps).astype(np.int64),
+                              n_traces=n_traces or 0, labeler=labeler, name=name, meta=meta or {})
         graph._transition = transition
         graph._marginal = marginal / marginal.sum()
         return graph
-    graph = TransferGraph.from_matrix(transition, record.get("marginal"), name=record.get("name"))
-    graph.labeler = record.get("labeler")
+    graph = TransferGraph.from_matrix(transition, marginal, name=name)
+    graph.labeler = labeler
+    if not np.all(np.isfinite(graph.marginal)) or not graph.marginal.sum() > 0:
+        raise InputError("'transition' has no stationary distribution; give a 'marginal'", path)
     return graph
 
 
 def load_graph(path: str | Path) -> TransferGraph:
-    """Load a ``GRAPH.json`` file written by :meth:`TransferGraph.save` or ``molesyn graph``."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such file", path)
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg})", path, exc.lineno) from None
+    """Load a ``GRAPH.json`` file written by :meth:`TransferGraph.save` or ``molesyn graph``.
+
+    Unreadable files (missing, a directory, bad gzip, not UTF-8, invalid or too deeply nested JSON; a UTF-8 BOM is
+    accepted) and invalid fields (:func:`graph_from_dict`) raise :class:`InputError` naming the file.
+    """
+    record = read_json_file(path)
     if not isinstance(record, dict):
         raise InputError("a graph file must hold a JSON object", path)
     return graph_from_dict(record, path)
@@ -228,8 +296,12 @@ def pearson(a: TransferGraph | np.ndarray, b: TransferGraph | np.ndarray) -> flo
 
 
 def pearson_with_p(a: TransferGraph, b: TransferGraph) -> tuple[float, float]:
-    """Pearson r and its two-sided p-value (16 matrix cells) between two graphs."""
-    result = pearsonr(a.transition.ravel(), b.transition.ravel())
+    """Pearson r and its two-sided p-value (16 matrix cells) between two graphs; both NaN (undefined) when either
+    transition matrix is constant, e.g. all rows uniform."""
+    x, y = a.transition.ravel(), b.transition.ravel()
+    if np.std(x) == 0 or np.std(y) == 0:
+        return float("nan"), float("nan")
+    result = pearsonr(x, y)
     return float(result.statistic), float(result.pvalue)
 
 

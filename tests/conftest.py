@@ -1,5 +1,5 @@
-"""Shared pytest fixtures: offline settings, a per-test results directory, a temporary cache, and the real data
-directory (tests needing it are marked ``data`` and skipped when it is absent)."""
+"""Shared pytest fixtures: offline settings, a temporary cache, and the real data directory (tests needing it are
+marked ``data`` and skipped when it is absent)."""
 from __future__ import annotations
 
 import os
@@ -22,14 +22,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "data" in item.keywords:
             item.add_marker(skip)
-
-
-@pytest.fixture(autouse=True)
-def isolated_results(tmp_path_factory, monkeypatch):
-    """Every test gets its own empty results directory: a chapter run leaves measured graphs in the project's
-    ``results/graphs`` that the lab's preset teachers would otherwise load, so test outcomes would depend on which
-    chapters ran last on this checkout."""
-    monkeypatch.setenv("MOLESYN_RESULTS", str(tmp_path_factory.mktemp("results")))
 
 
 @pytest.fixture

@@ -98,6 +98,12 @@ def test_page_renders(server, browser, page):
     external = browser.execute_script(
         "return Array.from(document.scripts).map(s => s.src).filter(s => s && !s.startsWith(location.origin))")
     assert external == [], f"{page} loads scripts from outside the book: {external}"
+    raw_tables = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.bd-article p')).map(p => p.innerText)"
+        ".filter(t => t.includes('|---|') || /^\\|.*\\|$/.test(t.trim())).map(t => t.slice(0, 120))")
+    assert raw_tables == [], f"{page} shows markdown tables as raw text: {raw_tables}"
+    overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{page} is {overflow} px wider than the 1280 px window"
     if page.startswith("chapters/"):
         figures = browser.execute_script("return document.querySelectorAll('.cell_output img').length")
         assert figures > 0, f"{page} has no figures"

@@ -10,7 +10,15 @@ from molesyn_lib.errors import InputError
 from molesyn_lib.lab.grammar import parse_completion, render_completion, split_cue
 from molesyn_lib.lab.keywords import CUE_STYLES, REPLACE1, REPLACE2, ReplacementReport, cue_vocabulary, replace_keywords
 from molesyn_lib.lab.tasks import TaskConfig, generate_tasks
-from molesyn_lib.lab.teachers import FALLBACK_GRAPHS, Teacher, get_teacher, graph_of, teacher_from_graph, teacher_stats
+from molesyn_lib.lab.teachers import (
+    FALLBACK_GRAPHS,
+    Teacher,
+    get_teacher,
+    graph_of,
+    measured_graphs_dir,
+    teacher_from_graph,
+    teacher_stats,
+)
 from molesyn_lib.lab.writer import LabWriter, synthesize_lab_traces
 from molesyn_lib.sources import Question
 from molesyn_lib.traces import load_traces, save_traces
@@ -62,6 +70,33 @@ def test_presets_behave_as_documented(tmp_path, tasks):
     assert get_teacher("r1", graphs_dir=tmp_path).source.endswith("r1.json")
     with pytest.raises(InputError, match="unknown teacher"):
         get_teacher("nobody")
+
+
+def test_teacher_graphs_are_explicit_inputs(tmp_path, monkeypatch):
+    """What a preset teacher targets does not depend on which chapters left graphs on disk: the built-in graph
+    unless the caller passes a folder of measured graphs on purpose."""
+    from molesyn_lib.lab.experiments import RunConfig, walk_graph
+    from molesyn_lib.rl.experiments import INITS, SFTConfig, init_key
+
+    monkeypatch.setenv("MOLESYN_RESULTS", str(tmp_path))
+    TransferGraph.from_matrix(MEASURED, name="r1").save(measured_graphs_dir() / "r1.json")
+    assert measured_graphs_dir() == tmp_path / "graphs"
+    builtin = get_teacher("r1")
+    assert builtin.source == "fallback" and np.allclose(builtin.target_matrix, FALLBACK_GRAPHS["r1"])
+    assert Teacher("control").spec.source == "fallback"
+    measured = get_teacher("r1", graphs_dir=measured_graphs_dir())
+    assert measured.source == str(tmp_path / "graphs" / "r1.json") and np.allclose(measured.target_matrix, MEASURED)
+    assert Teacher("icl", graphs_dir=measured_graphs_dir()).spec.source.endswith("r1.json")
+    assert np.allclose(walk_graph("molesyn:r1").transition, FALLBACK_GRAPHS["r1"])
+    assert np.allclose(walk_graph("molesyn:r1", measured_graphs_dir()).transition, MEASURED)
+    # the folder acts through the resolved graphs: runs recompute when the graphs change, not when the path does
+    plain, chosen = RunConfig(), RunConfig(graphs_dir=str(measured_graphs_dir()))
+    assert plain.key() != chosen.key() and "graphs_dir" not in plain.describe()
+    assert RunConfig(graphs_dir=str(tmp_path / "empty")).key() == plain.key()
+    sft = SFTConfig(steps=10)
+    assert init_key(INITS["distill"], sft) != init_key(INITS["distill"], SFTConfig(steps=10, graphs_dir=str(
+        measured_graphs_dir())))
+    assert init_key(INITS["distill"], sft) == init_key(INITS["distill"], SFTConfig(steps=10, graphs_dir=str(tmp_path)))
 
 
 def test_gold_matches_the_parser_and_traces_round_trip(tmp_path, tasks):

@@ -338,7 +338,7 @@ def test_cli_lab_backend_missing_is_a_clear_error(cli_files, capsys, monkeypatch
     from molesyn_lib import backends
 
     tmp_path, graph_path, questions_path = cli_files
-    monkeypatch.delitem(backends._REGISTRY, "lab", raising=False)
+    monkeypatch.delitem(backends.BACKENDS, "lab", raising=False)
     monkeypatch.setitem(backends.PLUGIN_MODULES, "lab", "molesyn_lib.no_such_lab_module")
     assert main(["synth", "--graph", str(graph_path), "--questions", str(questions_path), "--backend", "lab",
                  "--out", str(tmp_path / "o.jsonl"), "--no-cache", "--quiet"]) == 2

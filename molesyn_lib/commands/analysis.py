@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
+from ..formats import ReadOptions, add_read_options
 from ..labelers import available_labelers, get_labeler, label_corpus
 from ..labelers.base import DEFAULT_LABELER
+from ..safeio import atomic_open, check_output, dumps_strict
 from ..traces import Corpus
 from ..transfer import TransferGraph, js_distance, kl_divergence, load_graph, pearson_with_p
 from . import load_corpus
@@ -16,8 +19,9 @@ from . import load_corpus
 
 def _add_trace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("traces", nargs="+",
-                        help="trace JSONL file(s) (lines with 'response' or 'steps'); several files are read as one "
-                             "corpus, e.g. all three ReasoningFlow trace files")
+                        help="trace file(s): JSONL with 'response' or 'steps', chat messages, ShareGPT, reasoning-API or "
+                             "chat-completion records, in JSONL / JSON / gzip / Parquet / Arrow / datasets folders "
+                             "/ hf://org/name:split (see `molesyn inspect`); several files are read as one corpus")
     parser.add_argument("--model", help="keep only lines whose 'model' or 'generator' equals this name")
     parser.add_argument("--labeler", default=DEFAULT_LABELER,
                         help=f"behaviour labeller: {', '.join(available_labelers())} (default: trained)")
@@ -29,12 +33,14 @@ def _add_trace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop-truncated", action="store_true",
                         help="skip traces whose thinking block is never closed (counted on stderr)")
     parser.add_argument("--out", required=True, help="output file")
+    add_read_options(parser)
 
 
 def _load(args: argparse.Namespace) -> Corpus:
     corpus = Corpus(source=", ".join(args.traces))
     for path in args.traces:
-        part = load_corpus(path, model=args.model, drop_truncated=args.drop_truncated)
+        part = load_corpus(path, model=args.model, drop_truncated=args.drop_truncated,
+                           read_options=ReadOptions.from_args(args))
         corpus.extend(part)
         corpus.skipped.update(part.skipped)
     return corpus
@@ -48,12 +54,11 @@ def _labeler(args: argparse.Namespace):
 
 
 def run_label(args: argparse.Namespace) -> int:
+    out = check_output(args.out, args.traces)
     corpus = _load(args)
     labels = label_corpus(corpus, _labeler(args))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    with open(out, "w", encoding="utf-8") as handle:
+    with atomic_open(out) as handle:
         for trace, trace_labels in zip(corpus, labels):
             for index, (text, behavior) in enumerate(zip(trace.steps, trace_labels)):
                 handle.write(json.dumps({"trace_id": trace.trace_id, "model": trace.model, "step": index,
@@ -64,6 +69,7 @@ def run_label(args: argparse.Namespace) -> int:
 
 
 def run_graph(args: argparse.Namespace) -> int:
+    check_output(args.out, args.traces)
     corpus = _load(args)
     labels = label_corpus(corpus, _labeler(args))
     graph = TransferGraph.from_sequences(labels, labeler=args.labeler, name=args.model or Path(args.traces[0]).stem,
@@ -78,11 +84,14 @@ def run_compare(args: argparse.Namespace) -> int:
     first, second = load_graph(args.graph_a), load_graph(args.graph_b)
     r, p = pearson_with_p(first, second)
     if args.json:
-        print(json.dumps({"pearson": r, "p_value": p, "js_transition": js_distance(first, second),
-                          "js_marginal": js_distance(first, second, "marginal"),
-                          "kl_a_b": kl_divergence(first, second)}))
+        print(dumps_strict({"pearson": r, "p_value": p, "js_transition": js_distance(first, second),
+                            "js_marginal": js_distance(first, second, "marginal"),
+                            "kl_a_b": kl_divergence(first, second)}))
     else:
-        print(f"{r:.4f}")
+        print(f"{r:.4f}" if math.isfinite(r) else "undefined")
+    if not math.isfinite(r):
+        print("molesyn: note: Pearson r is undefined: a transition matrix is constant (all cells equal)",
+              file=sys.stderr)
     return 0
 
 
@@ -95,7 +104,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_trace_options(graph)
     graph.set_defaults(func=run_graph)
 
-    compare = subparsers.add_parser("compare", help="Pearson correlation of two graphs' transition matrices")
+    compare = subparsers.add_parser("compare", help="Pearson correlation of two graphs' transition matrices",
+                                    description="Pearson r of two graphs' transition matrices; 'undefined' (null "
+                                                "with --json) when a matrix is constant. Output is strict JSON: "
+                                                "never NaN or Infinity.")
     compare.add_argument("graph_a")
     compare.add_argument("graph_b")
     compare.add_argument("--json", action="store_true", help="print r, p-value and divergences as JSON")

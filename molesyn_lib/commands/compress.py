@@ -3,7 +3,6 @@ traces, and print the token reduction and how much the molecular structure moved
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,12 @@ from typing import Any
 from ..compress import available_compressors, get_compressor, measure_compression, save_compressed
 from ..errors import MolesynError
 from ..labelers.base import DEFAULT_LABELER
-from . import load_corpus
+from ..safeio import check_output, dumps_strict
+from . import add_http_options, http_options, load_corpus
 
 
 def run_compress(args: argparse.Namespace) -> int:
+    check_output(args.out, [args.traces])
     corpus = load_corpus(args.traces, model=args.model, drop_truncated=args.drop_truncated)
     labeler = resolve_labeler(args.labeler)  # fail on a bad name before any work
     options: dict[str, Any] = {"tokenizer": args.tokenizer}
@@ -26,6 +27,8 @@ def run_compress(args: argparse.Namespace) -> int:
         options.update(backend=args.backend, model=args.backend_model, chunk_tokens=args.chunk_tokens)
         if args.base_url:
             options["base_url"] = args.base_url
+        if args.backend == "openai":
+            options.update(http_options(args))
     compressor = get_compressor(args.method, **options)
     compressed = compressor.compress_batch(corpus, args.strength)
     written = save_compressed(compressed, args.out)
@@ -33,7 +36,7 @@ def run_compress(args: argparse.Namespace) -> int:
     result.update(method=args.method, strength=args.strength, tokenizer=compressor.token_counter.name,
                   labeler=args.labeler, n_traces=written, out=str(Path(args.out)))
     if args.json:
-        print(json.dumps(result))
+        print(dumps_strict(result))
     else:
         print(f"{args.method} at strength {args.strength:g}: {result['original_tokens']} -> "
               f"{result['compressed_tokens']} tokens ({compressor.token_counter.name}), token reduction "
@@ -72,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend-model", help="summarize: the backend's model (default: SmolLM2 for transformers)")
     parser.add_argument("--base-url", help="summarize with --backend openai: the server URL")
     parser.add_argument("--chunk-tokens", type=int, default=384, help="summarize: tokens of steps per request")
+    add_http_options(parser, "summarize with --backend openai: ")
     parser.add_argument("--model", help="keep only traces whose 'model'/'generator' equals this name")
     parser.add_argument("--drop-truncated", action="store_true", help="skip traces whose thinking never closes")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")

@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from .. import datafetch
 from ..config import data_dir
+from ..safeio import check_output, write_json
 
 
 def _dest(args: argparse.Namespace) -> Path:
@@ -74,9 +74,9 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _manifest(args: argparse.Namespace) -> int:
+    out = check_output(args.out)
     manifest = datafetch.generate_manifest(Path(args.source).expanduser().resolve())
-    out = Path(args.out)
-    out.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(out, manifest, indent=1, ensure_ascii=False)
     print(f"wrote {len(manifest['files'])} files to {out}")
     return 0
 

@@ -8,10 +8,12 @@ import sys
 
 from ..energy import ALL_BONDS, EnergyConfig, load_energy_model, measure_energy
 from ..labelers.base import DEFAULT_LABELER
+from ..safeio import check_output
 from . import load_corpus
 
 
 def run_energy(args: argparse.Namespace) -> int:
+    check_output(args.out, [args.traces])
     corpus = load_corpus(args.traces, model=args.generator, drop_truncated=args.drop_truncated, limit=args.n_traces,
                          model_word="generator")
     config = EnergyConfig(max_tokens=args.max_tokens, token_mode=args.token_mode, seed=args.seed,

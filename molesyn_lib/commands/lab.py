@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from ..errors import InputError, MolesynError
+from ..safeio import check_output, dumps_strict, write_text
 from ..traces import load_traces, save_traces
 from . import student_task_config
 
@@ -39,6 +39,7 @@ def run_traces(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise MolesynError("--n must be at least 1")
+    check_output(args.out, [args.teacher] if args.teacher.endswith(".json") else [])
     config = _task_config(args)
     spec = get_teacher(args.teacher)
     tasks = generate_tasks(args.n, config, seed=args.task_seed)
@@ -89,6 +90,9 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..reporting import jsonable
 
     directory = Path(args.student_dir)
+    for out in (args.out, args.graph_out):
+        if out:
+            check_output(out)
     student = load_student(directory)
     config = student_task_config(student.meta, args.task_length)
     prompts_file = directory / TRAIN_PROMPTS_FILE
@@ -102,11 +106,10 @@ def run_eval(args: argparse.Namespace) -> int:
     record = {"student": str(directory), "n": args.n, "task": config.to_dict(),
               "accuracy": report.metrics.get("acc_greedy"), **report.metrics,
               "graph": report.student_graph.to_dict()}
-    text = json.dumps(jsonable(record), indent=2)
+    text = dumps_strict(jsonable(record), indent=2)
     print(text)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        write_text(args.out, text + "\n")
     if args.graph_out:
         report.student_graph.save(args.graph_out)
     return 0

@@ -5,9 +5,11 @@ import argparse
 import sys
 
 from ..labelers.trained import EXTRA_TRAINING, HEAD_PATH, TRAINED_DEFAULTS, train_from_corpus
+from ..safeio import check_output
 
 
 def run_train(args: argparse.Namespace) -> int:
+    check_output(args.out, [args.corpus])
     head = train_from_corpus(out=args.out, corpus_path=args.corpus, extra=args.extra, C=args.C,
                              dense_weight=args.dense_weight, seed=args.seed)
     print(f"trained the head on {head.meta['n_train_steps']} steps "

@@ -12,11 +12,12 @@ interrupted run resumes and a rerun is free.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..errors import InputError, MolesynError
 from ..labelers.base import DEFAULT_LABELER
+from ..safeio import check_output, write_json
+from . import add_http_options, http_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--batch-size", type=int, default=8, help="transformers backend: requests per batch")
     synth.add_argument("--base-url", help="openai backend: server URL (default $MOLESYN_OPENAI_BASE_URL)")
     synth.add_argument("--concurrency", type=int, default=8, help="openai backend: requests in flight")
+    add_http_options(synth)
     synth.add_argument("--no-cache", action="store_true", help="do not use the on-disk generation cache")
     synth.add_argument("--cache-dir", help="folder of generations.sqlite (default: the molesyn cache directory)")
     synth.add_argument("--out", required=True, help="output traces JSONL")
@@ -70,7 +72,8 @@ def _backend_options(args: argparse.Namespace) -> dict[str, object]:
     if args.backend == "transformers":
         return {"model": args.model or "smollm2", "batch_size": args.batch_size, "progress": progress}
     if args.backend == "openai":
-        return {"base_url": args.base_url, "model": args.model, "concurrency": args.concurrency, "progress": progress}
+        return {"base_url": args.base_url, "model": args.model, "concurrency": args.concurrency, "progress": progress,
+                **http_options(args)}
     return {"model": args.model} if args.model else {}
 
 
@@ -81,6 +84,7 @@ def run_synth(args: argparse.Namespace) -> int:
     from ..traces import save_traces
     from ..transfer import load_graph
 
+    check_output(args.out, [args.graph, args.questions])
     graph = load_graph(args.graph)
     if not graph.name:
         graph.name = Path(args.graph).stem
@@ -125,8 +129,12 @@ def run_fidelity(args: argparse.Namespace) -> int:
     from ..traces import load_traces
     from ..transfer import load_graph
 
+    if args.json:
+        check_output(args.json, [args.traces, args.graph], what="--json output")
     graph = load_graph(args.graph)
     traces = load_traces(args.traces)
+    if not traces:
+        raise InputError(f"no usable traces ({traces.summary()})", args.traces)
     try:
         labeler = get_labeler(args.labeler)
     except ValueError as exc:
@@ -134,6 +142,5 @@ def run_fidelity(args: argparse.Namespace) -> int:
     result = fidelity(traces, graph, labeler)
     print(result.summary())
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2, default=float) + "\n")
+        write_json(args.json, result.to_dict(), indent=2, default=float)
     return 0

@@ -46,6 +46,7 @@ from .teachers import (
     calibrate_policy,
     get_teacher,
     graph_of,
+    measured_graphs_dir,
     teacher_from_graph,
     teacher_stats,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "keyword_grid",
     "load_student",
     "make_splits",
+    "measured_graphs_dir",
     "mixing_grid",
     "parse_completion",
     "parse_step",

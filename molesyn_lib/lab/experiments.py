@@ -6,7 +6,9 @@ training), the task family, the student, the **supervised-token budget** (equal 
 reflective traces are longer) and the evaluation. :func:`run_one` returns a tidy, flat record (pandas-friendly;
 nested extras under ``student_graph``, ``trajectory``, ``samples``) and caches it as JSON under
 ``cache_dir()/lab/runs/<key>.json`` where the key hashes the whole config, the resolved teacher specs (their target
-matrices included: when the lead's measured graphs replace the fallbacks, runs recompute) and :data:`LAB_VERSION`.
+matrices included: when measured graphs replace the built-in ones, runs recompute) and :data:`LAB_VERSION`.
+Teachers target the built-in lab graphs unless a config names a folder of measured graphs on purpose
+(:attr:`RunConfig.graphs_dir`, e.g. :func:`~.teachers.measured_graphs_dir` for Chapter 1's).
 The display label ``condition`` is not part of the key, so the same run serves several experiments.
 
 :func:`run_grid` runs many configs: cached ones instantly, the others in ``workers`` spawned processes (default 2,
@@ -111,6 +113,9 @@ class RunConfig:
         inject: tasks of the self-correction probe.
         probe_points, probe_tasks: entropy-trajectory probes during training (0 points = none).
         references: teachers whose graphs the student is compared with (besides its own training data).
+        graphs_dir: a folder of measured graphs whose ``<preset>.json`` replaces a preset teacher's built-in graph
+            (``str(lab.measured_graphs_dir())`` for Chapter 1's); ``None``: the built-in lab graphs. Not part of the
+            cache key itself: the resolved teacher graphs are.
         condition: display label (not part of the cache key).
     """
 
@@ -131,14 +136,16 @@ class RunConfig:
     probe_points: int = 3
     probe_tasks: int = 64
     references: tuple[str, ...] = ("r1", "qwq", "oss", "instruct")
+    graphs_dir: str | None = None
     condition: str = ""
 
     def describe(self) -> dict[str, Any]:
         """Everything that determines the run's result (the cache key's content)."""
         record = asdict(self)
         record.pop("condition")
+        record.pop("graphs_dir")
         teachers = sorted({t for p in self.phases for t in p.teachers} | set(self.references))
-        record["teacher_specs"] = {name: describe_source(name) for name in teachers}
+        record["teacher_specs"] = {name: describe_source(name, self.graphs_dir) for name in teachers}
         record["lab_version"] = LAB_VERSION
         return record
 
@@ -167,29 +174,30 @@ def is_molesyn(name: str) -> bool:
     return name.startswith(MOLESYN_PREFIX)
 
 
-def walk_graph(name: str) -> TransferGraph:
-    """The transfer graph a ``molesyn:<graph>`` data source walks on (see :data:`MOLESYN_PREFIX`)."""
+def walk_graph(name: str, graphs_dir: str | Path | None = None) -> TransferGraph:
+    """The transfer graph a ``molesyn:<graph>`` data source walks on (see :data:`MOLESYN_PREFIX`); a teacher's graph
+    comes from ``graphs_dir`` when given (:func:`~.teachers.get_teacher`), else it is the built-in one."""
     import numpy as np
 
     graph_name = name.removeprefix(MOLESYN_PREFIX)
     if graph_name == "uniform":
         return TransferGraph.from_matrix(np.full((4, 4), 0.25), name="uniform")
     if graph_name.startswith("shuffled-"):
-        source = get_teacher(graph_name.removeprefix("shuffled-")).target_graph()
+        source = get_teacher(graph_name.removeprefix("shuffled-"), graphs_dir=graphs_dir).target_graph()
         cells = source.transition.ravel().copy()
         np.random.default_rng(0).shuffle(cells)
         return TransferGraph.from_matrix(cells.reshape(4, 4), name=graph_name)
-    graph = get_teacher(graph_name).target_graph()
+    graph = get_teacher(graph_name, graphs_dir=graphs_dir).target_graph()
     graph.name = graph_name
     return graph
 
 
-def describe_source(name: str) -> dict[str, Any]:
+def describe_source(name: str, graphs_dir: str | Path | None = None) -> dict[str, Any]:
     """What determines a data source's traces (part of run cache keys)."""
     if is_molesyn(name):
-        return {"molesyn_walk": [list(map(float, row)) for row in walk_graph(name).transition],
+        return {"molesyn_walk": [list(map(float, row)) for row in walk_graph(name, graphs_dir).transition],
                 "writer": repr(LabWriter()), "max_steps": MOLESYN_MAX_STEPS}
-    return get_teacher(name).describe()
+    return get_teacher(name, graphs_dir=graphs_dir).describe()
 
 
 # ------------------------------------------------------------------------------------------------------ profiles
@@ -255,10 +263,12 @@ def phase_traces(phase: Phase, config: RunConfig, tasks: Sequence[Any], phase_in
         indices = list(range(k, len(chosen), n))
         subset = [chosen[i] for i in indices]
         if is_molesyn(name):
-            written = synthesize_lab_traces(walk_graph(name), subset, seed=config.seed * 1000 + phase_index,
-                                            writer=LabWriter(), max_steps=MOLESYN_MAX_STEPS)
+            written = synthesize_lab_traces(walk_graph(name, config.graphs_dir), subset,
+                                            seed=config.seed * 1000 + phase_index, writer=LabWriter(),
+                                            max_steps=MOLESYN_MAX_STEPS)
         else:
-            written = Teacher(name).traces(subset, seed=config.seed * 1000 + phase_index, task_config=config.task)
+            written = Teacher(name, graphs_dir=config.graphs_dir).traces(subset, seed=config.seed * 1000 + phase_index,
+                                                                         task_config=config.task)
         for i, trace in zip(indices, written):
             traces[i] = trace
     if phase.keywords != "original":
@@ -291,8 +301,8 @@ def _execute(config: RunConfig, keep_model: bool) -> dict[str, Any]:
     phase_data = [phase_traces(p, config, splits.train, i) for i, p in enumerate(config.phases)]
     references: dict[str, TransferGraph] = {}
     for name in config.references:
-        references[name] = graph_of(Teacher(name).traces(splits.train[:1000], seed=99, task_config=config.task),
-                                    name=name)
+        teacher = Teacher(name, graphs_dir=config.graphs_dir)
+        references[name] = graph_of(teacher.traces(splits.train[:1000], seed=99, task_config=config.task), name=name)
     all_data = [t for traces in phase_data for t in traces]
     references["data"] = graph_of(all_data, name="data")
     for index, traces in enumerate(phase_data):

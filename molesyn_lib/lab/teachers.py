@@ -17,14 +17,17 @@ Because of these state effects the policy's base matrix is not the realised one.
 base matrix by simulation (multiplicative updates ``B <- B * target / realised``) so that the **realised**
 transition matrix of the written traces matches the target within a few hundredths (tested).
 
-Presets (:func:`get_teacher`): ``r1``, ``qwq``, ``oss`` load ``results/graphs/{name}.json`` (the graphs Chapter 1
-measures on DeepSeek-R1 / QwQ-32B / gpt-oss-120b traces) when present, else the **illustrative fallback matrices**
-in :data:`FALLBACK_GRAPHS` (hand-set, NOT measured: R1 reflective, QwQ reflective and exploring, gpt-oss
-deduction-heavy; pairwise Pearson 0.91-0.98, like the paper's Fig. 5 where all exceed 0.9). ``instruct`` writes short CoT (N/D only, no
-slips). ``control`` re-checks like r1 but never slips. ``human`` has the N/D structure of human solutions
-(``results/graphs/human.json`` if present), skips steps (computes two operations at once half the time) and never
-slips. ``icl`` imitates the *surface* of Long CoT for 6-8 steps (R1's cues and graph, but hollow R/E steps that
-check nothing, slips never repaired) and then falls back to plain steps. Any ``GRAPH.json`` can be a teacher
+Presets (:func:`get_teacher`): ``r1``, ``qwq``, ``oss`` target the built-in lab graphs, the **illustrative
+matrices** in :data:`FALLBACK_GRAPHS` (hand-set, NOT measured: R1 reflective, QwQ reflective and exploring, gpt-oss
+deduction-heavy; pairwise Pearson 0.91-0.98, like the paper's Fig. 5 where all exceed 0.9). The target graph is an
+explicit input: a caller that wants the graphs Chapter 1 measures on DeepSeek-R1 / QwQ-32B / gpt-oss-120b traces
+passes their folder on purpose (``get_teacher("r1", graphs_dir=measured_graphs_dir())``; ``<folder>/<name>.json``
+replaces the built-in graph where it exists). Nothing here reads another chapter's results unasked.
+``instruct`` writes short CoT (N/D only, no slips). ``control`` re-checks like r1 but never slips. ``human`` has the
+N/D structure of human solutions (``human.json`` of ``graphs_dir`` if given and present), skips steps (computes
+two operations at once half the time) and never slips. ``icl`` imitates the *surface* of Long CoT for 6-8 steps
+(R1's cues and graph, but hollow R/E steps that check nothing, slips never repaired) and then falls back to plain
+steps. Any ``GRAPH.json`` can be a teacher
 (:func:`teacher_from_graph`).
 """
 from __future__ import annotations
@@ -132,18 +135,29 @@ def teacher_from_graph(graph: TransferGraph, name: str | None = None, style: Cue
                        start=_start_from(graph.marginal), style=cue_style, **options)  # type: ignore[arg-type]
 
 
+def measured_graphs_dir(results: str | Path | None = None) -> Path:
+    """The folder where Chapter 1 saves its measured graphs (``<results>/graphs``, ``results`` defaulting to
+    :func:`~molesyn_lib.config.results_dir`): pass it as ``graphs_dir`` to use those graphs on purpose."""
+    return results_dir(results) / "graphs"
+
+
 def preset_graph(name: str, graphs_dir: str | Path | None = None) -> tuple[TransferGraph, str]:
-    """The graph of a preset: ``<results>/graphs/<name>.json`` if it exists, else the fallback. Returns (graph, source)."""
-    directory = Path(graphs_dir) if graphs_dir is not None else results_dir() / "graphs"
-    path = directory / f"{name}.json"
-    if path.is_file():
-        return load_graph(path), str(path)
+    """The graph of a preset: ``<graphs_dir>/<name>.json`` when a folder is given and the file exists, else the
+    built-in lab graph (:data:`FALLBACK_GRAPHS`). Returns ``(graph, source)``, ``source`` being the file or
+    ``"fallback"``. Reads no folder unless one is passed."""
+    if graphs_dir is not None:
+        path = Path(graphs_dir) / f"{name}.json"
+        if path.is_file():
+            return load_graph(path), str(path)
     matrix = np.asarray(FALLBACK_GRAPHS[name], dtype=float)
     return TransferGraph.from_matrix(matrix, name=name), "fallback"
 
 
 def get_teacher(name: str, graphs_dir: str | Path | None = None, **overrides: object) -> TeacherSpec:
-    """A preset teacher (see module docstring), a ``GRAPH.json`` path, with field ``overrides``."""
+    """A preset teacher (see module docstring), a ``GRAPH.json`` path, with field ``overrides``.
+
+    ``graphs_dir``: a folder of measured graphs (e.g. :func:`measured_graphs_dir`) whose ``<preset>.json`` replaces
+    the built-in graph; ``None`` (default) uses the built-in lab graphs, whatever other chapters left on disk."""
     if name not in PRESETS:
         path = Path(name)
         if path.suffix == ".json" or path.exists():
@@ -296,8 +310,8 @@ def calibrate_policy(spec: TeacherSpec, task_config: TaskConfig = DEFAULT_TASKS,
 class Teacher:
     """A calibrated teacher: :meth:`traces` writes lab traces (``Trace`` objects with ``gold`` behaviours)."""
 
-    def __init__(self, spec: TeacherSpec | str, calibrate: bool = True):
-        self.spec = get_teacher(spec) if isinstance(spec, str) else spec
+    def __init__(self, spec: TeacherSpec | str, calibrate: bool = True, graphs_dir: str | Path | None = None):
+        self.spec = get_teacher(spec, graphs_dir=graphs_dir) if isinstance(spec, str) else spec
         self.calibrate = calibrate
 
     @property

@@ -21,7 +21,6 @@ writes the step (``\\boxed{v}`` when it answers), deterministically for a reques
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,8 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..backends import GenerationRequest, GenerationStats, apply_stop, register_backend
-from ..behaviors import NAMES, STATES
+from ..behaviors import STATES
 from ..errors import MolesynError
+from ..protocol import parse_request
 from ..traces import Corpus, Trace
 from ..transfer import TransferGraph
 from .grammar import ChainState
@@ -115,16 +115,6 @@ def synthesize_lab_traces(graph: TransferGraph, tasks: Sequence[ChainTask], seed
 
 
 # ------------------------------------------------------------------------------------------- the "lab" backend
-_BEHAVIOUR_BY_NAME = {NAMES[b].lower(): b for b in STATES}
-_CONDUCT_RE = re.compile(r"conduct (normal operation|deep reasoning|self-reflection|self-exploration) behavior",
-                         re.IGNORECASE)
-_TAGGED_RE = re.compile(r"^(Normal operation|Deep reasoning|Self-reflection|Self-exploration):[ \t]?(.*)$",
-                        re.IGNORECASE)
-_RATIONALE_RE = re.compile(r"(?:Steps so far|Rationale):\n(.*?)(?:\n\n(?:You should conduct|What is the final)|$)",
-                           re.DOTALL)
-_EMPTY = {"(none)", "(empty)", ""}
-
-
 @dataclass
 class SynthRequest:
     """What a MOLE-SYN request asks the lab backend (see :func:`parse_synth_request`).
@@ -143,51 +133,18 @@ class SynthRequest:
 
 
 def parse_synth_request(request: GenerationRequest) -> SynthRequest:
-    """Read a MOLE-SYN step request in any of :mod:`molesyn_lib.synth`'s prompt styles.
+    """Read a MOLE-SYN step request in any of :mod:`molesyn_lib.synth`'s prompt styles with
+    :func:`molesyn_lib.protocol.parse_request` (the module that also renders those parts of the prompt), and turn its
+    question into a lab chain task.
 
-    * ``transcript`` (plain prompt): the last ``Question:`` line, then ``<Behaviour name>: step`` lines, ending in
-      the requested behaviour's empty tag (or ``Final answer: \\boxed{`` for the answer request);
-    * ``paper`` / ``few_shot_chat`` (chat): the user message's ``Question:``, its ``Rationale:`` / ``Steps so far:``
-      block (steps separated by blank lines) and "conduct <behaviour> behavior".
-
-    Raises :class:`MolesynError` when the request is none of these or its question is not a lab chain.
+    Raises :class:`MolesynError` when the request is not a MOLE-SYN request or its question is not a lab chain.
     """
-    if request.prompt is not None:
-        text, everything = request.prompt, request.prompt
-    else:
-        chat = request.chat()
-        text = next((m["content"] for m in reversed(chat) if m["role"] == "user"), "")
-        everything = "\n".join(m["content"] for m in chat)
-    at = text.rfind("Question:")
-    if at < 0:
-        raise MolesynError("lab backend: the request has no 'Question:' line (is it a MOLE-SYN prompt?)")
-    tail = text[at + len("Question:"):]
-    lines = tail.split("\n")
-    tagged = [_TAGGED_RE.match(line) for line in lines[1:]]
-    is_transcript = request.prompt is not None and (any(tagged) or lines[-1].startswith("Final answer:"))
-    if is_transcript:
-        task = task_from_question(lines[0].strip(), "<lab backend request>")
-        steps = [m.group(2).strip() for m in tagged if m and m.group(2).strip()]
-        last = lines[-1]
-        if last.startswith("Final answer:"):
-            return SynthRequest(task, steps, None, True)
-        final_tag = _TAGGED_RE.match(last)
-        if final_tag is None or final_tag.group(2).strip():
-            raise MolesynError("lab backend: the transcript does not end with a behaviour tag")
-        return SynthRequest(task, steps, _BEHAVIOUR_BY_NAME[final_tag.group(1).lower()], True)
-    question = re.match(r"\s*(.*?)\s*(?:\n\n|$)", tail, re.DOTALL)
-    task = task_from_question(question.group(1) if question else "", "<lab backend request>")
-    rationale_match = _RATIONALE_RE.search(text)
-    rationale = rationale_match.group(1).strip() if rationale_match else ""
-    if rationale.startswith("..."):
-        raise MolesynError("lab backend: the rationale was truncated by max_rationale_chars; raise it")
-    steps = [] if rationale in _EMPTY else [s.strip() for s in rationale.split("\n\n") if s.strip()]
-    if "What is the final answer" in everything:
-        return SynthRequest(task, steps, None, False)
-    conduct = _CONDUCT_RE.findall(everything)
-    if not conduct:
-        raise MolesynError("lab backend: the request does not say which behaviour to conduct")
-    return SynthRequest(task, steps, _BEHAVIOUR_BY_NAME[conduct[-1].lower()], False)
+    try:
+        parsed = parse_request(prompt=request.prompt, messages=request.messages)
+    except MolesynError as exc:
+        raise MolesynError(f"lab backend: {exc}") from None
+    task = task_from_question(parsed.question, "<lab backend request>")
+    return SynthRequest(task, list(parsed.steps), parsed.behavior, parsed.transcript)
 
 
 @register_backend("lab")

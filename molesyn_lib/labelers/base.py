@@ -8,13 +8,17 @@ per trace, aligned with ``trace.steps``). Labellers register a factory under a n
 
 and users get them by name: ``get_labeler("embedding", cache_dir=...)``. Labelling whole traces (not single steps)
 lets a labeller use context (position, the previous step) and batch model calls.
+
+This module imports no labeller: the built-in ones register themselves when :mod:`molesyn_lib.labelers.builtin`
+imports them, which the package ``molesyn_lib.labelers`` does (so importing this module, which imports the package
+first, makes them available).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import UnknownNameError
+from ..registry import Registry
 from ..traces import Trace
 
 
@@ -33,35 +37,25 @@ class Labeler(Protocol):
 #: the classifier trained on molesyn's annotated corpus (:mod:`molesyn_lib.labelers.trained`).
 DEFAULT_LABELER = "trained"
 
-_REGISTRY: dict[str, Callable[..., Labeler]] = {}
+LabelerFactory = Callable[..., Labeler]
+#: The labellers by name (:func:`register_labeler`, :func:`get_labeler`).
+LABELERS: Registry[LabelerFactory] = Registry("labeller")
 
 
-def register_labeler(name: str) -> Callable[[Callable[..., Labeler]], Callable[..., Labeler]]:
+def register_labeler(name: str) -> Callable[[LabelerFactory], LabelerFactory]:
     """Decorator registering a labeller factory under ``name``."""
-
-    def decorator(factory: Callable[..., Labeler]) -> Callable[..., Labeler]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorator
+    return LABELERS.register(name)
 
 
 def available_labelers() -> list[str]:
     """Names of the registered labellers."""
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return LABELERS.names()
 
 
 def get_labeler(name: str, **options: Any) -> Labeler:
-    """Build the labeller registered under ``name`` with ``options``."""
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise UnknownNameError(f"unknown labeller {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**options)
-
-
-def _load_builtin() -> None:
-    from . import embedding, gold, lexical, llm, trained  # noqa: F401  (registration side effects)
+    """Build the labeller registered under ``name`` with ``options`` (:class:`~molesyn_lib.errors.UnknownNameError`
+    listing the known ones for an unknown name)."""
+    return LABELERS.get(name)(**options)
 
 
 def label_corpus(traces: Sequence[Trace], labeler: Labeler | str = DEFAULT_LABELER, **options: Any) -> list[list[str]]:

@@ -123,12 +123,16 @@ class EmbeddingLabeler:
         ).encode()).hexdigest()[:16]
         path = cache_dir() / "labelers" / f"embedding-{digest}.pkl"
         if self.cache_model and path.exists():
-            self._model = pickle.loads(path.read_bytes())
-            return self._model
+            try:
+                self._model = pickle.loads(path.read_bytes())
+                return self._model
+            except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, OSError):
+                pass  # a damaged or truncated cache file: refit below and overwrite it
         self.fit(traces)
         if self.cache_model:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(pickle.dumps(self._model))
+            from ..safeio import write_bytes
+
+            write_bytes(path, pickle.dumps(self._model))  # temp file + rename: never a half-written pickle
         return self._model
 
     # -- prototypes -------------------------------------------------------------------------------------------------

@@ -85,11 +85,12 @@ class InitSpec:
         if self.sft_steps is not None and self.sft_steps < 1:
             raise MolesynError(f"initialisation {self.name!r}: sft_steps must be at least 1")
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, graphs_dir: str | Path | None = None) -> dict[str, Any]:
+        """What determines this initialisation (cache keys); ``graphs_dir`` as in :attr:`SFTConfig.graphs_dir`."""
         record = asdict(self)
         record.pop("name")
         if self.source:
-            record["source_spec"] = get_teacher(self.source).describe()
+            record["source_spec"] = get_teacher(self.source, graphs_dir=graphs_dir).describe()
         return record
 
 
@@ -120,6 +121,9 @@ class SFTConfig:
         seed: initialisation, data order and teacher noise seed (one checkpoint per initialisation; the RL seeds
             vary on top of it).
         bf16: bfloat16 mixed precision (GPU).
+        graphs_dir: a folder of measured graphs whose ``<preset>.json`` replaces the built-in graph of a source
+            teacher (``str(lab.measured_graphs_dir())`` for Chapter 1's); ``None``: the built-in lab graphs. Not in
+            cache keys itself: the resolved teacher graphs are (:meth:`describe`).
     """
 
     task: TaskConfig = field(default_factory=lambda: TaskConfig(length=3))
@@ -132,14 +136,21 @@ class SFTConfig:
     learning_rate: float = 2e-3
     seed: int = 0
     bf16: bool = False
+    graphs_dir: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that determine the SFT (``graphs_dir`` acts through the teacher specs instead)."""
+        record = asdict(self)
+        record.pop("graphs_dir")
+        return record
 
 
 def init_key(init: InitSpec, sft: SFTConfig) -> str:
     """Cache key of an initialisation checkpoint (an untrained one ignores the SFT budget)."""
-    payload: dict[str, Any] = {"init": init.describe(), "student": sft.student, "seed": sft.seed,
+    payload: dict[str, Any] = {"init": init.describe(sft.graphs_dir), "student": sft.student, "seed": sft.seed,
                                "version": RL_VERSION}
     if init.kind != "untrained":
-        payload["sft"] = asdict(sft)
+        payload["sft"] = sft.describe()
     return config_key(payload)
 
 
@@ -157,9 +168,10 @@ def sft_traces(init: InitSpec, sft: SFTConfig, tasks: Sequence[Any]) -> list[Any
     from ..lab.writer import LabWriter, synthesize_lab_traces
 
     if init.kind == "teacher":
-        return list(Teacher(init.source).traces(tasks, seed=sft.seed, task_config=sft.task))
+        teacher = Teacher(init.source, graphs_dir=sft.graphs_dir)
+        return list(teacher.traces(tasks, seed=sft.seed, task_config=sft.task))
     if init.kind == "molesyn":
-        graph = get_teacher(init.source).target_graph()
+        graph = get_teacher(init.source, graphs_dir=sft.graphs_dir).target_graph()
         return list(synthesize_lab_traces(graph, tasks, seed=sft.seed,
                                           writer=LabWriter(slip_rate=init.writer_slip_rate)))
     raise MolesynError(f"initialisation {init.name!r} has no SFT data")
@@ -229,7 +241,8 @@ class RLRunConfig:
         rl = self.rl.to_dict()
         for transient in ("threads", "progress"):
             rl.pop(transient, None)
-        return {"init_key": init_key(self.init, self.sft), "init": self.init.describe(), "sft": asdict(self.sft),
+        return {"init_key": init_key(self.init, self.sft), "init": self.init.describe(self.sft.graphs_dir),
+                "sft": self.sft.describe(),
                 "rl": rl, "n_eval": self.n_eval, "n_prompts": self.n_prompts, "version": RL_VERSION}
 
     def key(self) -> str:
