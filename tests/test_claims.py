@@ -297,6 +297,8 @@ def test_chapters_compute_no_verdicts_themselves():
     from pathlib import Path
 
     for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        if not claims.chapter_specs(path.stem):
+            continue  # a how-to page with no claims (07_your_traces)
         code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
                          if c["cell_type"] == "code")
         assert "decide_chapter(" in code, path.name
