@@ -666,6 +666,10 @@ class OpenAIBackend:
                     outputs[futures[future]] = future.result()  # re-raises the first failure
                     bar.update(1)
             finished = True
+        except BaseException as exc:  # a failure or Ctrl-C: hand the answers that did arrive to the caller's cache
+            exc.partial_outputs = {futures[f]: f.result() for f in futures  # type: ignore[attr-defined]
+                                   if f.done() and not f.cancelled() and f.exception() is None}
+            raise
         finally:
             if not finished:  # a failure or Ctrl-C: stop the other requests' retries and do not wait for them
                 self._stop.set()
@@ -768,7 +772,15 @@ class CachedBackend:
                    disable=not self.progress or len(items) <= self.chunk_size)
         try:
             for chunk in _batches(items, self.chunk_size):
-                outputs = self.backend.generate([request for _, request in chunk])
+                try:
+                    outputs = self.backend.generate([request for _, request in chunk])
+                except BaseException as exc:  # keep what arrived before a failure or Ctrl-C (see OpenAIBackend)
+                    arrived = getattr(exc, "partial_outputs", None) or {}
+                    if arrived:
+                        now = time.time()
+                        self._store([(chunk[i][0], identity, chunk[i][1].summary_json(), output, now)
+                                     for i, output in sorted(arrived.items())])
+                    raise
                 if len(outputs) != len(chunk):
                     raise MolesynError(f"backend {self.backend.name} returned {len(outputs)} outputs for "
                                        f"{len(chunk)} requests")

@@ -64,6 +64,11 @@ class Trace:
     def __len__(self) -> int:
         return len(self.steps)
 
+    def __repr__(self) -> str:  # the steps are shown by count and a short opening, not in full
+        first = (self.steps[0][:60] + "...") if self.steps and len(self.steps[0]) > 60 else (self.steps or [""])[0]
+        return (f"Trace({self.trace_id!r}, {len(self.steps)} steps, model={self.model!r}"
+                f"{', truncated' if self.truncated else ''}, first step {first!r})")
+
     def to_record(self) -> dict[str, Any]:
         """The JSONL record of this trace (pre-segmented form, so it round-trips exactly)."""
         record: dict[str, Any] = {"id": self.trace_id, "model": self.model, "question": self.question,
@@ -98,9 +103,13 @@ class Corpus(list[Trace]):
     def n_truncated(self) -> int:
         return sum(t.truncated for t in self)
 
+    def __repr__(self) -> str:  # a corpus can hold hundreds of MB of text: never print it whole
+        models = ", ".join(self.models[:5]) + (", ..." if len(self.models) > 5 else "")
+        return f"<Corpus of {self.summary()}; models: {models or 'none'}; source: {self.source or '?'}>"
+
     def summary(self) -> str:
         skipped = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "none"
-        return (f"{len(self)} traces ({self.n_truncated()} truncated), {sum(len(t) for t in self)} steps; "
+        return (f"{len(self)} traces ({self.n_truncated()} of them truncated), {sum(len(t) for t in self)} steps; "
                 f"skipped: {skipped}")
 
 

@@ -51,8 +51,11 @@ def test_compare_prints_pearson(trace_file, tmp_path, capsys):
     out = tmp_path / "g.json"
     main(["graph", str(trace_file), "--out", str(out)])
     capsys.readouterr()
-    assert main(["compare", str(out), str(out)]) == 0
+    assert main(["compare", str(out), str(out), "--value"]) == 0
     assert float(capsys.readouterr().out) == pytest.approx(1.0)
+    assert main(["compare", str(out), str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Pearson r = 1.0000" in printed and "P(next|cur)" in printed and printed.count("marginal") == 3
     assert main(["compare", str(out), str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pearson"] == pytest.approx(1.0)
 

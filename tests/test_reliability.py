@@ -183,8 +183,10 @@ def test_compare_of_constant_graphs_prints_no_nan(tmp_path, capsys):
     assert main(["compare", str(uniform), str(uniform), "--json"]) == 0
     out = capsys.readouterr().out
     assert "NaN" not in out and "Infinity" not in out and json.loads(out)["pearson"] is None
-    assert main(["compare", str(uniform), str(uniform)]) == 0
+    assert main(["compare", str(uniform), str(uniform), "--value"]) == 0
     assert capsys.readouterr().out.strip() == "undefined"
+    assert main(["compare", str(uniform), str(uniform)]) == 0
+    assert "Pearson r = undefined" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------------------ graph validation
@@ -596,3 +598,22 @@ def test_fuzz_malformed_trace_and_graph_files_give_one_line_errors(tmp_path, cap
     if pending:
         pytest.skip(f"{len(pending)} of 300 malformed trace-file runs crash inside {PENDING_READER} (format "
                     f"detection, owned elsewhere), e.g. {'; '.join(sorted(set(pending))[:3])}")
+
+
+def test_answers_that_arrived_before_a_failure_are_cached(tmp_path):
+    """One request fails for good; the answers of the others reach the cache, so a rerun only repeats the failure."""
+    def reply(body):
+        if "bad" in body["messages"][-1]["content"]:
+            time.sleep(0.5)  # the others answer first
+            raise RuntimeError("stub told to fail (the client sees a dropped connection)")
+        return "ok:" + body["messages"][-1]["content"]
+
+    with OpenAIStub(StubBehaviour(reply=reply)) as stub:
+        backend = OpenAIBackend(base_url=stub.base_url, model="m", timeout_s=5, max_retries=0, backoff_s=0.01,
+                                concurrency=4, progress=False)
+        cached = CachedBackend(backend, cache_dir=tmp_path, chunk_size=8, progress=False)
+        requests = [GenerationRequest(prompt=p) for p in ("a", "b", "c", "bad")]
+        with pytest.raises(MolesynError):
+            cached.generate(requests)
+        found = cached.lookup([r.cache_key(backend.identity) for r in requests[:3]])
+        assert sorted(found.values()) == ["ok:a", "ok:b", "ok:c"]

@@ -68,6 +68,22 @@ def run_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def graphs_side_by_side(graphs: dict[str, TransferGraph]) -> str:
+    """Transition matrices P(next | current) and marginals of one or more graphs as a plain-text block."""
+    from molesyn_lib.behaviors import STATES
+
+    blocks = []
+    for title, graph in graphs.items():
+        lines = [f"{title}: {graph.n_traces} traces, {graph.n_steps} steps, labeller {graph.labeler or '?'}",
+                 "P(next|cur)   " + "".join(f"{s:>7}" for s in STATES)]
+        lines += [f"  {cur:<11}" + "".join(f"{v:7.3f}" for v in row) for cur, row in zip(STATES, graph.transition)]
+        lines.append("  marginal   " + "".join(f"{v:7.3f}" for v in graph.marginal))
+        blocks.append(lines)
+    width = max(len(line) for block in blocks for line in block) + 4
+    return "\n".join("".join(block[i].ljust(width) if i < len(block) else " " * width for block in blocks).rstrip()
+                     for i in range(max(map(len, blocks))))
+
+
 def run_graph(args: argparse.Namespace) -> int:
     check_output(args.out, args.traces)
     corpus = _load(args)
@@ -76,6 +92,7 @@ def run_graph(args: argparse.Namespace) -> int:
                                          meta={"source": ", ".join(args.traces), "n_truncated": corpus.n_truncated(),
                                                "skipped": dict(corpus.skipped)})
     graph.save(args.out)
+    print(graphs_side_by_side({graph.name or "graph": graph}), file=sys.stderr)
     print(f"wrote graph of {graph.n_traces} traces / {graph.n_steps} steps to {args.out}", file=sys.stderr)
     return 0
 
@@ -87,8 +104,17 @@ def run_compare(args: argparse.Namespace) -> int:
         print(dumps_strict({"pearson": r, "p_value": p, "js_transition": js_distance(first, second),
                             "js_marginal": js_distance(first, second, "marginal"),
                             "kl_a_b": kl_divergence(first, second)}))
-    else:
+    elif args.value:
         print(f"{r:.4f}" if math.isfinite(r) else "undefined")
+    else:
+        print(f"Pearson r = {r:.4f} (p = {p:.2g} over the 16 cells)" if math.isfinite(r) else "Pearson r = undefined")
+        def num(value: float) -> str:
+            return f"{value:.4f}" if math.isfinite(value) else "undefined"
+
+        print(f"JS distance: transition rows {num(js_distance(first, second))}, marginals "
+              f"{num(js_distance(first, second, 'marginal'))}; KL(A || B) {num(kl_divergence(first, second))}")
+        print(graphs_side_by_side({"A " + (first.name or Path(args.graph_a).stem): first,
+                                   "B " + (second.name or Path(args.graph_b).stem): second}))
     if not math.isfinite(r):
         print("molesyn: note: Pearson r is undefined: a transition matrix is constant (all cells equal)",
               file=sys.stderr)
@@ -110,5 +136,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                 "never NaN or Infinity.")
     compare.add_argument("graph_a")
     compare.add_argument("graph_b")
-    compare.add_argument("--json", action="store_true", help="print r, p-value and divergences as JSON")
+    output = compare.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print r, p-value and divergences as JSON")
+    output.add_argument("--value", action="store_true", help="print only Pearson r (for scripts)")
     compare.set_defaults(func=run_compare)

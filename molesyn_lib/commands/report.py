@@ -47,6 +47,8 @@ class ReportConfig:
         limit: at most this many traces per source.
         trace_id: the trace whose molecule is drawn (default: one of median length).
         null_repeats / bootstrap_repeats: draws of the order-shuffled null and of the trace bootstrap.
+        folding_traces: traces (the first ones) whose steps are embedded for the folding statistics; 0 skips them.
+        folding_null_repeats: draws of the within-trace label-permutation null of the folding statistics.
         seed: random seed.
         use_cache: reuse cached labels of an identical earlier run.
     """
@@ -64,6 +66,8 @@ class ReportConfig:
     trace_id: str | None = None
     null_repeats: int = 200
     bootstrap_repeats: int = 200
+    folding_traces: int = 20
+    folding_null_repeats: int = 20
     seed: int = 0
     use_cache: bool = True
 
@@ -150,7 +154,8 @@ def run_report(args: argparse.Namespace) -> int:
         traces=[_source(t) for t in args.traces], labeler=args.labeler, against=against, model=args.model,
         read_format=args.format, think_field=args.think_field, question_field=args.question_field,
         model_field=args.model_field, drop_truncated=args.drop_truncated, limit=args.limit, trace_id=args.trace_id,
-        null_repeats=args.null_repeats, bootstrap_repeats=args.bootstrap_repeats, seed=args.seed,
+        null_repeats=args.null_repeats, bootstrap_repeats=args.bootstrap_repeats,
+        folding_traces=args.folding_traces, folding_null_repeats=args.folding_null_repeats, seed=args.seed,
         use_cache=not args.no_cache)
     config.check()
     html, notebook = build_report(config, Path(args.out), Path(args.notebook) if args.notebook else None,
@@ -179,6 +184,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--trace-id", help="draw the molecule of this trace (default: one of median length)")
     parser.add_argument("--null-repeats", type=int, default=200, help="order-shuffled null draws (default 200)")
     parser.add_argument("--bootstrap-repeats", type=int, default=200, help="trace-bootstrap draws (default 200)")
+    parser.add_argument("--folding-traces", type=int, default=20,
+                        help="embed the steps of this many traces for the folding statistics (0: skip; default 20)")
+    parser.add_argument("--folding-null-repeats", type=int, default=20,
+                        help="label-permutation null draws of the folding statistics (default 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-cache", action="store_true", help="label again even if cached labels exist")
     parser.add_argument("--show-code", action="store_true", help="include the notebook's code in the page")

@@ -188,7 +188,9 @@ def task_from_question(question: str | None, path: str = "<memory>", line: int |
     try:
         return task_from_expression(text, modulus)
     except ValueError as exc:
-        raise InputError(str(exc), path, line) from None
+        raise InputError(f"{exc}: the lab works only on its own arithmetic-chain tasks (questions such as "
+                         "'1+8-3 (mod 10)', e.g. from `molesyn lab traces`); use another backend for benchmark "
+                         "questions", path, line) from None
 
 
 def tasks_from_reasoning_gym(n: int, seed: int = 0, num_terms: int = 6, num_digits: int = 1,
