@@ -9,10 +9,11 @@ reported with the path to delete).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,24 @@ def default_model_path() -> str:
 
 
 class EmbeddingCache:
-    """A SQLite key -> float32 vector store (one table per cache file)."""
+    """A SQLite key -> float32 vector store (one table per cache file). :meth:`chunk_lock` is an advisory file lock
+    that lets concurrent runs on one cache share the encoding work instead of each doing all of it."""
+
+    @contextlib.contextmanager
+    def chunk_lock(self) -> Iterator[None]:
+        """Hold ``<cache>.lock`` (``fcntl.flock``, exclusive) while one chunk is looked up, encoded and stored; a
+        no-op where ``fcntl`` is missing (Windows)."""
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -184,8 +202,12 @@ class StepEncoder:
             bar = tqdm(total=len(missing), desc="encoding steps", unit="step", disable=not show)
             for start in range(0, len(missing), chunk):
                 part = missing[start:start + chunk]
-                new_items = dict(zip(part, self._encode_quietly([first_text[k] for k in part])))
-                self._store().put_many(new_items)
+                with self._store().chunk_lock():  # a concurrent run on this cache encodes other chunks, not this one
+                    done = self._store().get_many(part)  # what another run stored while we waited
+                    todo = [k for k in part if k not in done]
+                    new_items = dict(zip(todo, self._encode_quietly([first_text[k] for k in todo]))) if todo else {}
+                    self._store().put_many(new_items)
+                found.update(done)
                 found.update(new_items)
                 bar.update(len(part))
             bar.close()

@@ -617,3 +617,30 @@ def test_answers_that_arrived_before_a_failure_are_cached(tmp_path):
             cached.generate(requests)
         found = cached.lookup([r.cache_key(backend.identity) for r in requests[:3]])
         assert sorted(found.values()) == ["ok:a", "ok:b", "ok:c"]
+
+
+def test_concurrent_encoders_on_one_cache_share_the_work(tmp_path, monkeypatch):
+    """Two runs encoding the same texts into one cache at the same time: every text is encoded once in total."""
+    import threading
+
+    from molesyn_lib.embeddings import StepEncoder
+
+    encoded: list[str] = []
+    lock = threading.Lock()
+
+    def fake_encode(self, texts):
+        time.sleep(0.05)
+        with lock:
+            encoded.extend(texts)
+        return np.ones((len(texts), 384), dtype=np.float32) / np.sqrt(384)
+
+    monkeypatch.setattr(StepEncoder, "_encode_quietly", fake_encode)
+    texts = [f"step {i}" for i in range(40)]
+    encoders = [StepEncoder(cache_path=tmp_path / "emb.sqlite", batch_size=1, show_progress=False) for _ in range(2)]
+    threads = [threading.Thread(target=e.encode, args=(texts,)) for e in encoders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(encoded) == sorted(texts)  # no text encoded twice
+    assert encoders[0].encode(texts).shape == (40, 384)

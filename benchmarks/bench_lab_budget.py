@@ -1,0 +1,75 @@
+"""Benchmark: sizing the lab for a CPU `standard` profile by measurement.
+
+The accuracy claims of Chapters 2, 3 and 5 can only be decided where students are off the guessing floor and off
+the ceiling. This sweep trains the strongest condition (teacher distillation from the R1-like teacher) and the
+weakest (instruct distillation) over a grid of task sets and supervised-token budgets, one seed each, with the
+chapters' own training code (:func:`molesyn_lib.lab.experiments.run_one`), and reports greedy and sampled
+held-out accuracy next to the floor and the CPU seconds per run. The setting the standard profile uses is the
+cheapest one where the strongest condition's greedy accuracy lies in [0.4, 0.85].
+
+Run: ``.venv/bin/python benchmarks/bench_lab_budget.py [--workers 2] [--quick]``. Writes
+``benchmarks/results_lab_budget.json`` and prints a markdown table (copied into ``benchmarks/RESULTS_lab.md``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+TARGET = (0.4, 0.85)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="two budgets only (a check that the script runs)")
+    args = parser.parse_args()
+
+    from molesyn_lib.lab import experiments as ex
+    from molesyn_lib.lab import measured_graphs_dir
+    from molesyn_lib.lab.tasks import TaskConfig
+
+    smoke = ex.profile("smoke")
+    graphs = str(measured_graphs_dir())
+    settings = []  # (task, n_train, token budget): the smoke task with more data, and the '+'-only task
+    budgets = (600_000, 1_200_000) if args.quick else (600_000, 1_200_000, 2_400_000)
+    for task, n_train in ((TaskConfig(length=3, operators="+"), 8000), (TaskConfig(length=3), 8000)):
+        for budget in budgets:
+            settings.append((task, n_train, budget))
+    configs = []
+    for task, n_train, budget in settings:
+        for teacher in ("r1", "instruct"):
+            base = smoke.base(task=task, n_train=n_train, token_budget=budget, graphs_dir=graphs, seed=0,
+                              probe_points=1, inject=0)
+            configs.append(replace(base, phases=(ex.Phase((teacher,), n_train),), condition=teacher))
+    started = time.perf_counter()
+    records = ex.run_grid(configs, workers=args.workers, progress=True)
+    wall = time.perf_counter() - started
+    rows = []
+    for (task, n_train, budget), pair in zip(settings, zip(records[::2], records[1::2])):
+        for record in pair:
+            rows.append({"task": f"K={task.length} '{task.operators}'", "n_train": n_train, "tokens": budget,
+                         "teacher": record["condition"], "acc_greedy": record["acc_greedy"],
+                         "acc_sampled": record.get("acc_sampled"), "acc_floor": record["acc_floor"],
+                         "train_seconds": record.get("train_seconds"), "cached": record.get("cached", False)})
+    chosen = next((r for r in rows if r["teacher"] == "r1" and TARGET[0] <= r["acc_greedy"] <= TARGET[1]), None)
+    out = {"target_greedy_range": TARGET, "wall_seconds": wall, "workers": args.workers, "rows": rows,
+           "chosen": chosen, "machine": f"{os.cpu_count()} cores"}
+    path = Path(__file__).with_name("results_lab_budget.json")
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print("| task | tasks | tokens | teacher | greedy acc | sampled acc | floor | train s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['task']} | {r['n_train']} | {r['tokens']:,} | {r['teacher']} | {r['acc_greedy']:.2f} | "
+              f"{(r['acc_sampled'] or float('nan')):.2f} | {r['acc_floor']:.2f} | {r['train_seconds'] or 0:.0f} |")
+    print(f"wall time {wall:.0f} s with {args.workers} workers; chosen: {chosen}")
+
+
+if __name__ == "__main__":
+    main()
