@@ -57,7 +57,7 @@ STATUSES = ("ok", "failed", "timeout", "skipped")
 VERSIONED_PACKAGES = ("torch", "transformers", "trl", "datasets", "papermill", "molesyn")
 SUMMARY_SCHEMA_VERSION = 1
 #: Tags of cells that papermill or this module add to an executed notebook (not part of the chapter source).
-ADDED_CELL_TAGS = ("injected-parameters", "papermill-error-cell-tag", "molesyn-run-stamp")
+ADDED_CELL_TAGS = ("injected-parameters", "papermill-error-cell-tag", "molesyn-run-stamp", "molesyn-run-banner")
 CHAPTER_PATTERN = re.compile(r"^(\d{2})_[A-Za-z0-9_\-]+$")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TOC_SUFFIXES = (".md", ".ipynb", ".rst", ".myst", ".markdown")
@@ -749,6 +749,16 @@ def execute_chapter(chapter: Chapter, layout: BookLayout, profile: str, injected
         failed_copy = layout.logs_dir / f"{chapter.stem}.{profile}.failed.ipynb"
         executed = final if status == "ok" or not keep_good else failed_copy
         os.replace(running, executed)
+    if status != "ok" and error is not None:
+        what = "stopped at its time limit" if status == "timeout" else "failed"
+        where = f" at cell {error.cell_index}" if error.cell_index >= 0 else ""
+        if executed == final:
+            _add_banner(final, f"This chapter's last run ({profile} profile, {started}) {what}{where}: "
+                               f"{error.ename}: {error.evalue[:300]}. The results below are incomplete, and its "
+                               "claims are listed as not tested on the scoreboard.")
+        elif final.exists():
+            _add_banner(final, f"The latest run of this chapter ({profile} profile, {started}) {what}{where}. "
+                               "This page shows the previous successful run.")
     return ChapterRecord(
         chapter=chapter.stem, profile=profile, status=status, seconds=seconds, started=started, finished=_now(),
         title=notebook_title(chapter.source), parameters=parameters, injected=dict(injected),
@@ -756,6 +766,23 @@ def execute_chapter(chapter: Chapter, layout: BookLayout, profile: str, injected
         source_hash=source_hash(chapter.source, injected, profile),
         executed=str(executed.relative_to(layout.root)) if executed is not None else "",
         log=str(log_path.relative_to(layout.root)), timeout_s=timeout_s, current=executed == final)
+
+
+BANNER_TAG = "molesyn-run-banner"  # one of ADDED_CELL_TAGS: not counted as a chapter cell
+
+
+def _add_banner(notebook: Path, text: str) -> None:
+    """Put a warning box at the top of an executed chapter (replacing an earlier banner) so a reader of the HTML
+    page sees that its run failed or timed out."""
+    try:
+        data = json.loads(notebook.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    cells = [c for c in data.get("cells", []) if BANNER_TAG not in c.get("metadata", {}).get("tags", [])]
+    banner = {"cell_type": "markdown", "id": "molesyn-banner", "metadata": {"tags": [BANNER_TAG]},
+              "source": f":::{{warning}}\n{text}\n:::\n"}
+    data["cells"] = cells[:1] + [banner] + cells[1:]  # below the title
+    _atomic_write_text(notebook, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def _log_tail(path: Path, lines: int = 8) -> str:

@@ -277,6 +277,8 @@ def test_molesyn_book_runs_and_builds_html_even_when_a_chapter_fails(root: Path,
     status = (html / "status.html").read_text()
     assert "Reproducibility status" in status and "beta was told to fail" in status
     assert "alpha smoke 3" in (html / "chapters" / "01_alpha.html").read_text()
+    beta = (html / "chapters" / "02_beta.html").read_text()
+    assert "last run (smoke profile" in beta and "failed at cell" in beta and "admonition warning" in beta
     assert main(["book", "check", "--root", str(root)]) == 1  # the error-output checker finds 02_beta's error
     assert "02_beta: cell 3 (`import time`): ValueError: beta was told to fail" in capsys.readouterr().out
     # a build that produces a warning fails (warnings are errors), with the warning in the message

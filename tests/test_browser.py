@@ -107,6 +107,10 @@ def test_page_renders(server, browser, page):
     if page.startswith("chapters/"):
         figures = browser.execute_script("return document.querySelectorAll('.cell_output img').length")
         assert figures > 0, f"{page} has no figures"
+        uncaptioned = browser.execute_script(
+            "return Array.from(document.querySelectorAll('.cell_output img'))"
+            ".filter(i => !(i.closest('figure') && i.closest('figure').querySelector('figcaption'))).length")
+        assert uncaptioned == 0, f"{page} has {uncaptioned} figures without a caption"
     if browser.execute_script("return document.querySelectorAll('.math').length") > 0:
         try:
             WebDriverWait(browser, 20).until(
