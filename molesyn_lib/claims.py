@@ -282,7 +282,8 @@ def _folding(stat: str, what: str) -> Callable[[Mapping[str, Any]], Decision]:
         f = ".1%" if pct else ".2f"
         measured = (f"{what} {_fmt(e['observed'], f)} (label-permutation null {_fmt(null.mean() if len(null) else NAN, f)}"
                     f", p = {_fmt(p, '.3f')}; {int(e['n_events'])} steps)")
-        reason = "fewer than 10 steps or no null draws" if verdict == "not tested" else ""
+        reason = ("fewer than 10 steps, or too few null draws for p < 0.05 to be possible"
+                  if verdict == "not tested" else "")
         return Decision(verdict, measured, p=p, effect=float(e["observed"]), effect_name=stat,
                         control=f"null mean {_fmt(null.mean() if len(null) else NAN, f)}", reason=reason)
     return decide

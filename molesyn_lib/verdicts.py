@@ -66,10 +66,13 @@ def null_verdict(observed: float, null: Sequence[float], n_events: int, alpha: f
     """A statistic against its null draws: ``(verdict, p)`` with ``p`` the share of draws at or above ``observed``.
 
     reproduced: p < alpha; partly: above the null mean but p >= alpha; not reproduced: at or below the null mean;
-    not tested: fewer than ``min_events`` events behind the statistic or no null draws.
+    not tested: fewer than ``min_events`` events behind the statistic, or too few null draws for p < alpha to be
+    possible (fewer than 1/alpha - 1).
     """
     values = np.asarray([v for v in null if np.isfinite(v)], float)
     if n_events < min_events or len(values) == 0 or not np.isfinite(observed):
+        return "not tested", float("nan")
+    if 1 / (1 + len(values)) >= alpha:  # too few draws for any p-value below alpha: the test could not succeed
         return "not tested", float("nan")
     p = float((1 + np.sum(values >= observed)) / (1 + len(values)))
     if p < alpha:

@@ -34,6 +34,7 @@ def test_null_verdict_can_return_every_verdict():
     assert null_verdict(0.35, null, n_events=40)[0] == "partly"
     assert null_verdict(0.25, null, n_events=40)[0] == "not reproduced"
     assert null_verdict(0.6, null, n_events=3)[0] == "not tested"
+    assert null_verdict(0.6, null[:10], n_events=40)[0] == "not tested"  # 10 draws cannot give p < 0.05
     verdict, p = null_verdict(0.6, null, n_events=40)
     assert verdict == "reproduced" and p == 1 / 51
 
