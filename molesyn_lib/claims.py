@@ -986,6 +986,12 @@ def decide_chapter(chapter: str, evidence: Mapping[str, Mapping[str, Any]], prof
     return rows
 
 
+def badge(verdict: str) -> str:
+    """A verdict as coloured text for the HTML book (``book/_static/molesyn.css``); the word itself stays readable
+    without colour."""
+    return f'<span class="verdict verdict-{verdict.replace(" ", "-")}">{verdict}</span>'
+
+
 def chapter_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A chapter's summary as two markdown tables: claims (paper vs ours, control, evidence, verdict) and checks."""
     from .reporting import markdown_table
@@ -994,11 +1000,11 @@ def chapter_table(rows: Sequence[Mapping[str, Any]]) -> str:
     checks = [r for r in rows if r["kind"] == "check"]
     out = [markdown_table([{"claim": r["statement"], "paper": f"{r['paper']} ({r['source']})",
                             "measured": r["measured"], "null / control": r["null"],
-                            "verdict": f"**{r['verdict']}**" + (f": {r['reason']}" if r["reason"] else "")}
+                            "verdict": badge(r["verdict"]) + (f": {r['reason']}" if r["reason"] else "")}
                            for r in claims])]
     if checks:
         out += ["", "**Sanity checks** (hold by construction; not counted as reproductions):", "",
-                markdown_table([{"check": r["statement"], "measured": r["measured"], "result": f"**{r['verdict']}**"}
+                markdown_table([{"check": r["statement"], "measured": r["measured"], "result": badge(r["verdict"])}
                                 for r in checks])]
     return "\n".join(out)
 
@@ -1076,13 +1082,13 @@ def render_scoreboard(root: str | Path | None = None) -> str:
     lines.append(markdown_table([{
         "claim": f"{r['statement']} ({r['source']})", "paper": r["paper"] or "-", "ours": r["measured"],
         "null / control": r["null"], "p": pfmt(r.get("p")), "p (Holm)": pfmt(r.get("p_holm")),
-        "verdict": f"**{r['verdict']}**" + (f" ({r['reason']})" if r.get("reason") else ""),
+        "verdict": badge(r["verdict"]) + (f" ({r['reason']})" if r.get("reason") else ""),
         "where": link(r)} for r in claims]))
     passed = sum(r["verdict"] == "pass" for r in checks)
     lines += ["", "## Sanity checks", "",
               f"Properties that hold by construction of our pipeline; {passed} of {len(checks)} pass.", "",
               markdown_table([{"check": r["statement"], "measured": r["measured"],
-                               "result": f"**{r['verdict']}**" + (f" ({r['reason']})" if r.get("reason") else ""),
+                               "result": badge(r["verdict"]) + (f" ({r['reason']})" if r.get("reason") else ""),
                                "where": link(r)} for r in checks])]
     return "\n".join(lines) + "\n"
 
