@@ -159,21 +159,23 @@ def _seeds(values: Sequence[float] | None) -> list[float]:
 
 
 def _comparison_decision(cmp: stats.Comparison, measured: str, control: str, min_seeds: int,
-                         name: str = "difference") -> Decision:
+                         name: str = "difference", unit: str = "seeds") -> Decision:
     """reproduced: the difference has the claimed sign and p < alpha; partly: the sign only; not reproduced: the
     opposite sign (or zero); not tested: fewer than ``min_seeds`` seeds on a side."""
     interval = None if not math.isfinite(cmp.lo) else (cmp.lo, cmp.hi)
     text = (f"{measured}; {name} {_fmt(cmp.diff, '+.3f')} [95 % CI {_fmt(cmp.lo, '+.3f')}, {_fmt(cmp.hi, '+.3f')}], "
-            f"Hedges g {_fmt(cmp.g)}, one-sided Welch p = {_fmt(cmp.p, '.3f')} ({cmp.n_a} vs {cmp.n_b} seeds)")
+            f"{'standardised effect' if cmp.test == 'permutation' else 'Hedges g'} {_fmt(cmp.g)}, "
+            f"{'one-sided ' if cmp.alternative != 'two-sided' else ''}{cmp.test} p = {_fmt(cmp.p, '.3f')} "
+            f"({cmp.n_a} vs {cmp.n_b} {unit})")
     common = {"p": cmp.p, "effect": cmp.diff, "effect_name": name, "interval": interval, "control": control}
     if min(cmp.n_a, cmp.n_b) < min_seeds or not math.isfinite(cmp.diff):
-        return Decision("not tested", text, reason=f"fewer than {min_seeds} seeds per condition", **common)
+        return Decision("not tested", text, reason=f"fewer than {min_seeds} {unit} per condition", **common)
     sign = cmp.diff if cmp.alternative == "greater" else -cmp.diff
     if sign > 0 and math.isfinite(cmp.p) and cmp.p < ALPHA:
         return Decision("reproduced", text, **common)
     if sign > 0:
         return Decision("partly", text, reason="the direction holds but not significantly", **common)
-    return Decision("not reproduced", text, reason="the difference has the opposite sign", **common)
+    return Decision("not reproduced", text, reason="no difference in the claimed direction", **common)
 
 
 def _off_floor(accuracies: Mapping[str, Sequence[float]], floor: float, margin: float) -> list[str]:
@@ -456,7 +458,7 @@ def _entropy_flow(e: Mapping[str, Any]) -> Decision:
     measured = (f"share of steps with |dI| < 0.1: human {_fmt(np.mean(_seeds(e['human_small'])), '.1%')}, R1 "
                 f"{_fmt(np.mean(_seeds(e['r1_small'])), '.1%')} (per-trace means; human and R1 traces differ in "
                 "domain and length)")
-    decision = _comparison_decision(cmp, measured, "trace labels permuted", 5, "human - R1 share")
+    decision = _comparison_decision(cmp, measured, "trace labels permuted", 5, "human - R1 share", unit="traces")
     return decision
 
 

@@ -31,6 +31,7 @@ class Comparison:
         g: Hedges' g (standardised difference, small-sample corrected); nan without spread.
         n_a, n_b: finite values on each side.
         alternative: ``greater`` (a > b), ``less`` or ``two-sided``.
+        test: the test behind ``p`` (``Welch t``, ``one-sample t`` or ``permutation``).
     """
 
     diff: float
@@ -41,6 +42,7 @@ class Comparison:
     n_a: int
     n_b: int
     alternative: str
+    test: str = "Welch t"
 
     def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -75,16 +77,17 @@ def one_sample(values: Sequence[float], alternative: str = "greater", popmean: f
     x = finite(values)
     nan = float("nan")
     if len(x) == 0:
-        return Comparison(nan, nan, nan, nan, nan, 0, 0, alternative)
+        return Comparison(nan, nan, nan, nan, nan, 0, 0, alternative, "one-sample t")
     diff = float(x.mean() - popmean)
     if len(x) < 2 or x.std(ddof=1) == 0:
         p = nan if len(x) < 2 else (0.0 if (diff > 0) == (alternative == "greater") and diff != 0 else 1.0)
         return Comparison(diff, diff if len(x) >= 2 else nan, diff if len(x) >= 2 else nan, p, nan, len(x), 0,
-                          alternative)
+                          alternative, "one-sample t")
     se = float(x.std(ddof=1) / np.sqrt(len(x)))
     half = float(sps.t.ppf(0.975, len(x) - 1) * se)
     p = float(sps.ttest_1samp(x, popmean, alternative=alternative).pvalue)
-    return Comparison(diff, diff - half, diff + half, p, float(diff / x.std(ddof=1)), len(x), 0, alternative)
+    return Comparison(diff, diff - half, diff + half, p, float(diff / x.std(ddof=1)), len(x), 0, alternative,
+                      "one-sample t")
 
 
 def permutation_mean_diff(a: Sequence[float], b: Sequence[float], repeats: int = 10000, seed: int = 0) -> Comparison:
@@ -94,7 +97,7 @@ def permutation_mean_diff(a: Sequence[float], b: Sequence[float], repeats: int =
     nan = float("nan")
     if len(x) < 2 or len(y) < 2:
         diff = float(x.mean() - y.mean()) if len(x) and len(y) else nan
-        return Comparison(diff, nan, nan, nan, nan, len(x), len(y), "greater")
+        return Comparison(diff, nan, nan, nan, nan, len(x), len(y), "greater", "permutation")
     rng = np.random.default_rng(seed)
     pooled = np.concatenate([x, y])
     observed = x.mean() - y.mean()
@@ -106,7 +109,7 @@ def permutation_mean_diff(a: Sequence[float], b: Sequence[float], repeats: int =
     boot = (rng.choice(x, (2000, len(x))).mean(1) - rng.choice(y, (2000, len(y))).mean(1))
     spread = np.sqrt((x.var(ddof=1) + y.var(ddof=1)) / 2)
     return Comparison(float(observed), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)), p,
-                      float(observed / spread) if spread > 0 else nan, len(x), len(y), "greater")
+                      float(observed / spread) if spread > 0 else nan, len(x), len(y), "greater", "permutation")
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
