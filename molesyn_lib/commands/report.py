@@ -106,7 +106,14 @@ def render_html(notebook_path: Path, show_code: bool = False) -> str:
 
     exporter = HTMLExporter(template_name="lab", exclude_input=not show_code, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook_path, as_version=4))
+    node = nbformat.read(notebook_path, as_version=4)
+    node.metadata.pop("widgets", None)  # widget state makes nbconvert load the widget manager from a CDN
+    for cell in node.cells:  # progress-bar widgets: keep their text fallback, drop the widget view
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if data and "application/vnd.jupyter.widget-view+json" in data:
+                data.pop("application/vnd.jupyter.widget-view+json")
+    body, _ = exporter.from_notebook_node(node)
     return self_contained(body)
 
 
