@@ -1082,17 +1082,20 @@ def render_scoreboard(root: str | Path | None = None) -> str:
     def pfmt(value: Any) -> str:
         return "-" if value is None or not math.isfinite(float(value)) else f"{float(value):.3g}"
 
+    lines.append(":::{container} scoreboard")  # the page hides its right sidebar so the tables fit (molesyn.css)
     lines.append(markdown_table([{
         "claim": f"{r['statement']} ({r['source']})", "paper": r["paper"] or "-", "ours": r["measured"],
         "null / control": r["null"], "p": pfmt(r.get("p")), "p (Holm)": pfmt(r.get("p_holm")),
         "verdict": badge(r["verdict"]) + (f" ({r['reason']})" if r.get("reason") else ""),
         "where": link(r)} for r in claims]))
+    lines.append(":::")
     passed = sum(r["verdict"] == "pass" for r in checks)
     lines += ["", "## Sanity checks", "",
               f"Properties that hold by construction of our pipeline; {passed} of {len(checks)} pass.", "",
+              ":::{container} scoreboard",
               markdown_table([{"check": r["statement"], "measured": r["measured"],
                                "result": badge(r["verdict"]) + (f" ({r['reason']})" if r.get("reason") else ""),
-                               "where": link(r)} for r in checks])]
+                               "where": link(r)} for r in checks]), ":::"]
     return "\n".join(lines) + "\n"
 
 

@@ -104,6 +104,10 @@ def test_page_renders(server, browser, page):
     assert raw_tables == [], f"{page} shows markdown tables as raw text: {raw_tables}"
     overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{page} is {overflow} px wider than the 1280 px window"
+    hidden = browser.execute_script(  # scoreboard tables must show every column without scrolling
+        "return Array.from(document.querySelectorAll('.scoreboard table'))"
+        ".map(t => t.scrollWidth - t.clientWidth).filter(d => d > 2)")
+    assert hidden == [], f"{page}: scoreboard table columns hidden behind a scroll bar ({hidden} px)"
     if page.startswith("chapters/"):
         figures = browser.execute_script("return document.querySelectorAll('.cell_output img').length")
         assert figures > 0, f"{page} has no figures"
