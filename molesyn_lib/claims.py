@@ -23,7 +23,7 @@ it can return.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,6 +176,12 @@ def _comparison_decision(cmp: stats.Comparison, measured: str, control: str, min
     if sign > 0:
         return Decision("partly", text, reason="the direction holds but not significantly", **common)
     return Decision("not reproduced", text, reason="no difference in the claimed direction", **common)
+
+
+def _least_significant(comparisons: Iterable[stats.Comparison]) -> stats.Comparison:
+    """The comparison with the largest p-value (an undefined p counts as largest): a claim that needs every
+    comparison to hold is decided by its weakest one."""
+    return max(comparisons, key=lambda c: c.p if math.isfinite(c.p) else 2.0)
 
 
 def _off_floor(accuracies: Mapping[str, Sequence[float]], floor: float, margin: float) -> list[str]:
@@ -399,8 +405,7 @@ def _accuracy_ordering(e: Mapping[str, Any], low: str, highs: Sequence[str], mar
     if stuck:
         return _not_tested(measured, f"{', '.join(stuck)} not above the guessing floor + {margin}: accuracy is not "
                                      "informative here")
-    cmps = [stats.welch(acc[h], acc[low]) for h in highs]
-    worst = max(cmps, key=lambda c: (c.p if math.isfinite(c.p) else 2.0))
+    worst = _least_significant(stats.welch(acc[h], acc[low]) for h in highs)
     return _comparison_decision(worst, measured, f"{low} vs {', '.join(highs)}", 2, f"least {'/'.join(highs)} - {low}")
 
 
@@ -483,13 +488,17 @@ def _walk(e: Mapping[str, Any]) -> Decision:
            "not reproduced: not above it",
       minimum="30 steps", section="2-a-real-model-on-real-questions")
 def _fidelity(e: Mapping[str, Any]) -> Decision:
+    """Evidence: ``confusion[requested][labelled]`` step counts, as :class:`molesyn_lib.synth.Fidelity` has them
+    (summed over graphs)."""
     from scipy.stats import binomtest
 
-    requested, labelled = list(e["requested"]), list(e["labelled"])
-    n = len(requested)
-    agree = sum(a == b for a, b in zip(requested, labelled))
-    states = sorted(set(requested) | set(labelled))
-    chance = sum((requested.count(s) / n) * (labelled.count(s) / n) for s in states) if n else NAN
+    confusion = {req: dict(row) for req, row in e["confusion"].items()}  # confusion[requested][labelled] counts
+    states = sorted(set(confusion) | {lab for row in confusion.values() for lab in row})
+    n = int(sum(sum(row.values()) for row in confusion.values()))
+    agree = int(sum(confusion.get(s, {}).get(s, 0) for s in states))
+    requested = {s: sum(confusion.get(s, {}).values()) for s in states}
+    labelled = {s: sum(row.get(s, 0) for row in confusion.values()) for s in states}
+    chance = sum((requested[s] / n) * (labelled[s] / n) for s in states) if n else NAN
     share = agree / n if n else NAN
     measured = f"labelled = requested for {_fmt(share, '.0%')} of {n} steps (chance {_fmt(chance, '.0%')})"
     if n < 30:
@@ -538,7 +547,7 @@ def _table2_accuracy(e: Mapping[str, Any]) -> Decision:
              stats.welch(acc["oss distill"], acc["MOLE-SYN (oss graph)"]),
              stats.welch(acc["MOLE-SYN (qwq graph)"], acc["instruct distill"]),
              stats.welch(acc["qwq distill"], acc["MOLE-SYN (qwq graph)"])]
-    worst = max(tests, key=lambda c: c.p if math.isfinite(c.p) else 2.0)
+    worst = _least_significant(tests)
     above = tests[0].diff > 0 and tests[2].diff > 0
     detail = (f"{measured}; MOLE-SYN - instruct {_fmt(tests[0].diff, '+.3f')} / {_fmt(tests[2].diff, '+.3f')}, "
               f"distill - MOLE-SYN {_fmt(tests[1].diff, '+.3f')} / {_fmt(tests[3].diff, '+.3f')} (oss / qwq); "
@@ -565,17 +574,13 @@ def _table2_accuracy(e: Mapping[str, Any]) -> Decision:
       minimum="2 seeds; accuracy off the floor", section="4-ablations")
 def _ablation_graph(e: Mapping[str, Any]) -> Decision:
     controls = [k for k in e["accuracy"] if k != "teacher graph"]
-    data = dict(e)
-    data["accuracy"] = {"teacher graph": e["accuracy"]["teacher graph"],
-                        **{k: e["accuracy"][k] for k in controls}}
-    acc = {k: _seeds(v) for k, v in data["accuracy"].items()}
+    acc = {k: _seeds(e["accuracy"][k]) for k in ["teacher graph", *controls]}  # the teacher graph first
     floor = float(e["floor"])
     measured = ", ".join(f"{k} {_fmt(np.mean(v) if v else NAN, '.3f')}" for k, v in acc.items()) + \
         f" (floor {_fmt(floor)})"
     if _off_floor({"teacher graph": acc["teacher graph"]}, floor, 0.1):
         return _not_tested(measured, "teacher-graph students not above the floor + 0.1: accuracy is not informative")
-    cmps = [stats.welch(acc["teacher graph"], acc[c]) for c in controls]
-    worst = max(cmps, key=lambda c: c.p if math.isfinite(c.p) else 2.0)
+    worst = _least_significant(stats.welch(acc["teacher graph"], acc[c]) for c in controls)
     return _comparison_decision(worst, measured, ", ".join(controls), 2, "teacher graph - worst control")
 
 
@@ -822,14 +827,11 @@ def _student_structure(e: Mapping[str, Any]) -> Decision:
         return _not_tested(f"full traces {_fmt(np.mean(_seeds(e['full'])))}",
                            "no label-blind condition reaches the target reduction")
     cmps = {k: stats.welch(e["full"], v) for k, v in conditions.items()}
-    worst_name = max(cmps, key=lambda k: cmps[k].p if math.isfinite(cmps[k].p) else 2.0)
+    worst = _least_significant(cmps.values())  # p < alpha for the weakest means every condition is lower
+    worst_name = next(k for k, c in cmps.items() if c is worst)
     measured = f"full traces {_fmt(np.mean(_seeds(e['full'])))}; " + "; ".join(
         f"{k} {_fmt(np.mean(_seeds(v)))}" for k, v in conditions.items())
-    decision = _comparison_decision(cmps[worst_name], measured, "full-trace students", 2, f"full - {worst_name}")
-    if decision.verdict == "reproduced" and not all(c.diff > 0 and c.p < ALPHA for c in cmps.values()):
-        return Decision("partly", decision.measured, decision.p, decision.effect, decision.effect_name,
-                        decision.interval, decision.control, "not every condition is significantly lower")
-    return decision
+    return _comparison_decision(worst, measured, "full-trace students", 2, f"full - {worst_name}")
 
 
 @rule("ch5.student-accuracy", "05_protection", "claim",
@@ -848,8 +850,7 @@ def _student_accuracy(e: Mapping[str, Any]) -> Decision:
         return _not_tested(measured, "full-trace students within 0.05 of the guessing floor")
     if not e["compressed"]:
         return _not_tested(measured, "no compressed condition")
-    cmps = {k: stats.welch(full, v) for k, v in e["compressed"].items()}
-    worst = max(cmps.values(), key=lambda c: c.p if math.isfinite(c.p) else 2.0)
+    worst = _least_significant(stats.welch(full, v) for v in e["compressed"].values())
     return _comparison_decision(worst, measured, "full-trace students", 2, "full - least-lowered compressed")
 
 

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .safeio import GZIP_MAGIC, open_binary, read_json_file
 
 HF_PREFIX = "hf://"
-GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 ARROW_FILE_MAGIC = b"ARROW1"
 ARROW_STREAM_MAGIC = b"\xff\xff\xff\xff"
@@ -372,7 +372,6 @@ class Container:
     read: Callable[[str, ReadOptions], Iterator[tuple[int, dict[str, Any]]]]
 
 
-from .safeio import open_binary as _open_binary
 
 
 def _read_jsonl(source: str, options: ReadOptions) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -384,8 +383,6 @@ def _read_jsonl(source: str, options: ReadOptions) -> Iterator[tuple[int, dict[s
 
 
 def _read_json(source: str, options: ReadOptions) -> Iterator[tuple[int, dict[str, Any]]]:
-    from .safeio import read_json_file
-
     data = read_json_file(source)  # gzip, BOM, decoding and nesting errors as one line naming the file
     if isinstance(data, dict):
         inner = next((data[k] for k in ("data", "rows", "traces", "records") if isinstance(data.get(k), list)), None)
@@ -548,7 +545,7 @@ def detect_container(source: str | Path) -> tuple[str, str]:
     if head[:4] == ARROW_STREAM_MAGIC:
         return "arrow", "starts with an Arrow stream message marker"
     gz = head[:2] == GZIP_MAGIC
-    with _open_binary(path) as handle:
+    with open_binary(path) as handle:
         first = handle.readline(1 << 20)
         while first and not first.strip():
             first = handle.readline(1 << 20)

@@ -143,6 +143,8 @@ def write_json(path: PathLike, value: Any, indent: int | None = 2, **options: An
 
 
 # ------------------------------------------------------------------------------------------------------ reading
+#: The first two bytes of gzip data (how gzip is recognised, whatever the file is called).
+GZIP_MAGIC = b"\x1f\x8b"
 #: Exceptions a corrupt ``.gz`` stream raises while it is read (bad header, cut-off stream, bad deflate data).
 GZIP_ERRORS: tuple[type[BaseException], ...] = (gzip.BadGzipFile, EOFError, zlib.error)
 
@@ -151,7 +153,7 @@ def open_binary(path: PathLike) -> IO[bytes]:
     """Open ``path`` for reading bytes, through gzip when it holds gzip data (by its magic bytes, whatever the
     suffix)."""
     with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
+        gzipped = handle.read(2) == GZIP_MAGIC
     return gzip.open(path, "rb") if gzipped else open(path, "rb")  # type: ignore[return-value]
 
 

@@ -131,9 +131,6 @@ def split_thinking(response: str) -> tuple[str, str | None, bool]:
     return response, None, False
 
 
-_open_binary = open_binary  # the one opener of possibly-gzipped files lives in safeio
-
-
 def _checked_lines(handle: Iterable[bytes], path: Path) -> Iterator[bytes]:
     """The lines of ``handle``; a corrupt ``.gz`` stream raises :class:`InputError` naming the file and line."""
     line_no = 0
@@ -159,7 +156,7 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     problem = input_problem(path)  # missing, a directory, under a regular file...
     if problem is not None:
         raise InputError(problem, path)
-    with _open_binary(path) as handle:
+    with open_binary(path) as handle:
         for line_no, raw in enumerate(_checked_lines(handle, path), start=1):
             try:
                 line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")  # a UTF-8 BOM (Windows tools) is read

@@ -28,6 +28,15 @@ def _folding(observed, n=50):
     return {"observed": observed, "null": list(np.linspace(0.3, 0.5, 50)), "n_events": n}
 
 
+def _confusion(requested, labelled):
+    """``confusion[requested][labelled]`` counts, the form ``synth.fidelity`` reports."""
+    counts: dict[str, dict[str, int]] = {}
+    for a, b in zip(requested, labelled):
+        counts.setdefault(a, {}).setdefault(b, 0)
+        counts[a][b] += 1
+    return {"confusion": counts}
+
+
 ACC = {"mixed": LOW, "r1 only": HIGH, "oss only": HIGH}
 TABLE2 = {"instruct distill": LOW, "MOLE-SYN (oss graph)": [0.65, 0.66, 0.64], "MOLE-SYN (qwq graph)": [0.65, 0.66,
           0.64], "oss distill": HIGH, "qwq distill": HIGH}
@@ -108,10 +117,10 @@ CASES = {
         "not reproduced": {"human_small": [0.3] * 5, "r1_small": [0.8, 0.81, 0.82, 0.8, 0.79]},
         "not tested": {"human_small": [0.8, 0.8], "r1_small": [0.3, 0.3]}},
     "ch3.real-model-fidelity": {
-        "reproduced": {"requested": list("NDRE") * 10, "labelled": list("NDRE") * 10},
-        "partly": {"requested": list("NDRE") * 10, "labelled": list("NDRE") * 5 + list("NNNN") * 5},
-        "not reproduced": {"requested": list("NDRE") * 10, "labelled": list("DREN") * 10},
-        "not tested": {"requested": list("NDRE"), "labelled": list("NDRE")}},
+        "reproduced": _confusion(list("NDRE") * 10, list("NDRE") * 10),
+        "partly": _confusion(list("NDRE") * 10, list("NDRE") * 5 + list("NNNN") * 5),
+        "not reproduced": _confusion(list("NDRE") * 10, list("DREN") * 10),
+        "not tested": _confusion(list("NDRE"), list("NDRE"))},
     "ch3.table2-accuracy": {
         "reproduced": {"accuracy": TABLE2, "floor": 0.2},
         "partly": {"accuracy": {**TABLE2, "MOLE-SYN (oss graph)": [0.85, 0.84, 0.86]}, "floor": 0.2},
@@ -315,16 +324,16 @@ def _static_numbers(text: str) -> list[tuple[str, str]]:
     ("95 % interval") are allowed."""
     import re
 
-    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
     text = re.sub(r"`[^`]*`", "", text)
-    text = re.sub(r"\$\$.*?\$\$", "", text, flags=re.S)
+    text = re.sub(r"\$\$.*?\$\$", "", text, flags=re.DOTALL)
     text = re.sub(r"\$[^$]*\$", "", text)
     text = re.sub(r"\]\([^)]*\)", "]", text)
     text = re.sub(r"\d+ % interval", "", text)
     text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     found = []
     for paragraph in re.split(r"\n\s*\n", text):
-        if re.search(CITATION, paragraph, re.I):
+        if re.search(CITATION, paragraph, re.IGNORECASE):
             continue
         for number in re.findall(r"(?<![\w.\-/=])\d+(?:[.,]\d+)*(?:\s*%)?(?![\w\-])", paragraph):
             if not (number.isdigit() and int(number) <= 10):

@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+from ..behaviors import STATES
 from ..formats import ReadOptions, add_read_options
 from ..labelers import available_labelers, get_labeler, label_corpus
 from ..labelers.base import DEFAULT_LABELER
@@ -70,8 +71,6 @@ def run_label(args: argparse.Namespace) -> int:
 
 def graphs_side_by_side(graphs: dict[str, TransferGraph]) -> str:
     """Transition matrices P(next | current) and marginals of one or more graphs as a plain-text block."""
-    from molesyn_lib.behaviors import STATES
-
     blocks = []
     for title, graph in graphs.items():
         lines = [f"{title}: {graph.n_traces} traces, {graph.n_steps} steps, labeller {graph.labeler or '?'}",
