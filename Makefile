@@ -1,7 +1,9 @@
 # molesyn: two entry points for a fresh machine.
 #   make book   create the venv, install, execute every chapter (smoke profile) and build the HTML book
 #   make test   create the venv if missing and run the test suite
-# Other targets: make venv, make book-full (full profile, for a GPU box), make lab (JupyterLab), make bench.
+# Other targets: make venv, make book-standard (the reference run, at most 2 h on 2 CPU cores, then published),
+# make book-published (render published/standard without executing), make book-full (full profile, for a GPU box),
+# make lab (JupyterLab), make bench.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +13,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: book book-full test test-all venv lab bench clean
+.PHONY: book book-standard book-published book-full test test-all venv lab bench clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +28,14 @@ venv: $(STAMP)
 
 book: $(STAMP)
 	$(BIN)/molesyn book --profile $(PROFILE)
+
+book-standard: $(STAMP)
+	$(BIN)/molesyn book run --profile standard
+	$(BIN)/molesyn book publish --profile standard
+	$(BIN)/molesyn book build --published standard
+
+book-published: $(STAMP)
+	$(BIN)/molesyn book build --published standard
 
 book-full:
 	$(MAKE) book PROFILE=full

@@ -29,6 +29,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="two budgets only (a check that the script runs)")
+    parser.add_argument("--budgets", type=int, nargs="+", help="supervised-token budgets (default 0.6M, 1.2M, 2.4M)")
+    parser.add_argument("--operators", nargs="+", default=["+", "+-*"], help="operator sets of the K=3 tasks")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--out", default="results_lab_budget.json", help="file name beside this script")
     args = parser.parse_args()
 
     from molesyn_lib.lab import experiments as ex
@@ -38,35 +42,38 @@ def main() -> None:
     smoke = ex.profile("smoke")
     graphs = str(measured_graphs_dir())
     settings = []  # (task, n_train, token budget): the smoke task with more data, and the '+'-only task
-    budgets = (600_000, 1_200_000) if args.quick else (600_000, 1_200_000, 2_400_000)
-    for task, n_train in ((TaskConfig(length=3, operators="+"), 8000), (TaskConfig(length=3), 8000)):
+    budgets = args.budgets or ((600_000, 1_200_000) if args.quick else (600_000, 1_200_000, 2_400_000))
+    for task, n_train in ((TaskConfig(length=3, operators=ops), 8000) for ops in args.operators):
         for budget in budgets:
             settings.append((task, n_train, budget))
     configs = []
+    keys = []
     for task, n_train, budget in settings:
         for teacher in ("r1", "instruct"):
-            base = smoke.base(task=task, n_train=n_train, token_budget=budget, graphs_dir=graphs, seed=0,
-                              probe_points=1, inject=0)
-            configs.append(replace(base, phases=(ex.Phase((teacher,), n_train),), condition=teacher))
+            for seed in args.seeds:
+                base = smoke.base(task=task, n_train=n_train, token_budget=budget, graphs_dir=graphs, seed=seed,
+                                  probe_points=1, inject=0)
+                configs.append(replace(base, phases=(ex.Phase((teacher,), n_train),), condition=teacher))
+                keys.append((task, n_train, budget, seed))
     started = time.perf_counter()
     records = ex.run_grid(configs, workers=args.workers, progress=True)
     wall = time.perf_counter() - started
     rows = []
-    for (task, n_train, budget), pair in zip(settings, zip(records[::2], records[1::2])):
-        for record in pair:
-            rows.append({"task": f"K={task.length} '{task.operators}'", "n_train": n_train, "tokens": budget,
-                         "teacher": record["condition"], "acc_greedy": record["acc_greedy"],
-                         "acc_sampled": record.get("acc_sampled"), "acc_floor": record["acc_floor"],
-                         "train_seconds": record.get("train_seconds"), "cached": record.get("cached", False)})
+    for (task, n_train, budget, seed), record in zip(keys, records):
+        rows.append({"task": f"K={task.length} '{task.operators}'", "n_train": n_train, "tokens": budget,
+                     "seed": seed,
+                     "teacher": record["condition"], "acc_greedy": record["acc_greedy"],
+                     "acc_sampled": record.get("acc_sampled"), "acc_floor": record["acc_floor"],
+                     "train_seconds": record.get("train_seconds"), "cached": record.get("cached", False)})
     chosen = next((r for r in rows if r["teacher"] == "r1" and TARGET[0] <= r["acc_greedy"] <= TARGET[1]), None)
     out = {"target_greedy_range": TARGET, "wall_seconds": wall, "workers": args.workers, "rows": rows,
            "chosen": chosen, "machine": f"{os.cpu_count()} cores"}
-    path = Path(__file__).with_name("results_lab_budget.json")
+    path = Path(__file__).with_name(args.out)
     path.write_text(json.dumps(out, indent=1) + "\n")
-    print("| task | tasks | tokens | teacher | greedy acc | sampled acc | floor | train s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| task | tasks | tokens | teacher | seed | greedy acc | sampled acc | floor | train s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['task']} | {r['n_train']} | {r['tokens']:,} | {r['teacher']} | {r['acc_greedy']:.2f} | "
+        print(f"| {r['task']} | {r['n_train']} | {r['tokens']:,} | {r['teacher']} | {r['seed']} | {r['acc_greedy']:.2f} | "
               f"{(r['acc_sampled'] or float('nan')):.2f} | {r['acc_floor']:.2f} | {r['train_seconds'] or 0:.0f} |")
     print(f"wall time {wall:.0f} s with {args.workers} workers; chosen: {chosen}")
 

@@ -356,3 +356,13 @@ def test_static_number_finder():
     assert _static_numbers("We measured 0.73 on our data.") == [("0.73", "We measured 0.73 on our data.")]
     assert not _static_numbers("The paper reports 0.73 (Fig. 5).")
     assert not _static_numbers("Run `n = 500` steps with $k = 16$; see MATH-500, 20K traces, step 3.")
+
+
+@pytest.mark.parametrize("claim_id", ["ch2.mixing-accuracy", "ch3.table2-accuracy", "ch3.ablation-graph"])
+def test_accuracy_claims_at_the_ceiling_are_not_tested(claim_id):
+    evidence = dict(CASES[claim_id]["reproduced"])
+    evidence["accuracy"] = {k: [1.0, 0.99, 1.0] for k in evidence["accuracy"]}
+    decision = decide(claim_id, evidence)
+    assert decision.verdict == "not tested" and "ceiling" in decision.reason
+    evidence["accuracy"] = {**evidence["accuracy"], next(iter(evidence["accuracy"])): [0.9, 0.9, 0.91]}
+    assert "ceiling" not in (decide(claim_id, evidence).reason or "")

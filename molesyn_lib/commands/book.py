@@ -1,7 +1,10 @@
 """``molesyn book``: execute the chapters with papermill and build the HTML book (jupyter-book 1.x).
 
-* ``molesyn book run --profile smoke|full [--chapters 01 03] [--timeout S] [--resume]``
-* ``molesyn book build [--lenient]``
+* ``molesyn book run --profile smoke|standard|full [--chapters 01 03] [--timeout S] [--resume]``
+* ``molesyn book build [--lenient] [--published [PROFILE]]``: the HTML book from ``book/chapters``, or (with
+  ``--published``) from the chapters published under ``published/<profile>/`` (default ``standard``), executing nothing
+* ``molesyn book publish --profile standard [--chapters ...]``: store the chapters that ran ok with the profile,
+  their results and provenance, under ``published/<profile>/`` (see :mod:`molesyn_lib.publish`)
 * ``molesyn book check``: list error outputs in the executed chapters
 * ``molesyn book [--profile full] [--chapters ...] [--lenient]`` (or ``molesyn book all ...``): run, then build
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import book
+from .. import book, publish
 
 
 def _add_root(parser: argparse.ArgumentParser, top: bool = False) -> None:
@@ -68,11 +71,20 @@ def _run(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     root = book.find_root(args.root)
+    if args.published:
+        html = publish.build_published(root, profile=args.published, strict=not args.lenient)
+        print(f"HTML book ({args.published}, published): {html / 'index.html'}")
+        return 0
     html = book.build_book(root, strict=not args.lenient)
     print(f"HTML book: {html / 'index.html'}")
     failing = book.check_executed_notebooks(root)
     for stem, errors in failing.items():
         print(f"warning: {stem} contains error output at {errors[0].describe()}", file=sys.stderr)
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    publish.publish(book.find_root(args.root), profile=args.profile, chapters=args.chapters)
     return 0
 
 
@@ -116,7 +128,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build = sub.add_parser("build", help="build the HTML book with jupyter-book (warnings are errors)")
     _add_root(build)
     _add_lenient(build)
+    build.add_argument("--published", nargs="?", const="standard", default=None, choices=book.PROFILES,
+                       metavar="PROFILE", help="render the chapters published under published/PROFILE/ (default "
+                                               "standard) into build/published-PROFILE/_build/html; runs nothing")
     build.set_defaults(func=_build)
+
+    publishing = sub.add_parser("publish", help="store the chapters that ran ok with a profile under published/<profile>/")
+    _add_root(publishing)
+    publishing.add_argument("--profile", choices=book.PROFILES, default="standard",
+                            help="the profile whose runs to publish (default: standard)")
+    publishing.add_argument("--chapters", nargs="+", metavar="NN", default=None,
+                            help="chapter numbers or stems (default: every chapter with a good run of the profile)")
+    publishing.set_defaults(func=_publish)
 
     check = sub.add_parser("check", help="list error outputs in the executed chapters (exit 1 if any)")
     _add_root(check)

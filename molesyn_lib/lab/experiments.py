@@ -41,6 +41,15 @@ Profiles (:data:`PROFILES`):
   exploration appear in the right proportions within a factor of 2. They do not learn the arithmetic: accuracy sits
   at the guessing floor ``acc_floor`` (about 0.2), so accuracy must not be read as an effect.
 
+* ``standard`` (the reference run on 2 CPU cores; sized by ``benchmarks/bench_lab_budget.py``, see
+  ``benchmarks/RESULTS_lab.md``). Settings:
+
+  - K=3 chains mod 10 with ``+`` only; 8000 training tasks (students pass the operand-tracking transition only when
+    they see this many distinct tasks), 150 test tasks;
+  - the ``tiny`` student, batch 8, lr 3e-3;
+  - :data:`STANDARD_TOKEN_BUDGET` supervised tokens per run (about 100 s of one core), where greedy accuracy of
+    teacher-distilled students is between the floor and the ceiling; 5 seeds.
+
 * ``full`` (one GPU). Settings:
 
   - K=5 chains; 20000 training tasks, 500 test tasks;
@@ -229,10 +238,18 @@ class Profile:
         return replace(config, **overrides)
 
 
+#: Supervised tokens per run of the standard profile: where the sizing sweep put the strongest condition's greedy
+#: accuracy between the floor and the ceiling on K=3 '+' chains with 8000 tasks (benchmarks/RESULTS_lab.md).
+STANDARD_TOKEN_BUDGET = 900_000
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", TaskConfig(length=3), n_train=2000, n_test=150, student="tiny", token_budget=300_000,
                      batch_size=8, learning_rate=3e-3, seeds=(0, 1), inject=100, probe_points=3, probe_tasks=48,
                      data_sizes=(100, 500, 2000)),
+    # The reference CPU run (2 cores): sized by benchmarks/bench_lab_budget.py (benchmarks/RESULTS_lab.md).
+    "standard": Profile("standard", TaskConfig(length=3, operators="+"), n_train=8000, n_test=150, student="tiny",
+                        token_budget=STANDARD_TOKEN_BUDGET, batch_size=8, learning_rate=3e-3, seeds=(0, 1, 2, 3, 4),
+                        inject=100, probe_points=3, probe_tasks=48, data_sizes=(250, 1000, 4000)),
     "full": Profile("full", TaskConfig(length=5), n_train=20_000, n_test=500, student="base",
                     token_budget=20_000_000, batch_size=64, learning_rate=1e-3, seeds=(0, 1, 2, 3, 4), inject=300,
                     probe_points=6, probe_tasks=128, data_sizes=(500, 2000, 5000, 20_000)),

@@ -425,6 +425,14 @@ PROFILES: dict[str, RLProfile] = {
         RLConfig(steps=60, prompts_per_step=8, num_generations=8, learning_rate=3e-4, eval_every=5, eval_samples=2,
                  max_completion_length=96),
         n_eval=200, n_prompts=2000),
+    # The reference CPU run (2 cores): the smoke initialisations (sampled accuracy 0.3-0.7 at T=1, room for RL both
+    # ways), 200 DAPO steps and 5 seeds.
+    "standard": RLProfile(
+        "standard", SFTConfig(task=TaskConfig(length=3, operators="+"), n_train=8000, n_test=300, student="tiny",
+                              steps=3200, batch_size=16, learning_rate=3e-3),
+        RLConfig(steps=200, prompts_per_step=8, num_generations=8, learning_rate=3e-4, eval_every=10, eval_samples=2,
+                 max_completion_length=96),
+        seeds=(0, 1, 2, 3, 4), n_eval=200, n_prompts=4000),
     # One GPU, about 10 minutes (sized by estimate; not run: no GPU was lent to the task that wrote it).
     "full": RLProfile(
         "full", SFTConfig(task=TaskConfig(length=4), n_train=50_000, n_test=1000, student="small", steps=4000,

@@ -1,0 +1,88 @@
+"""Tests of the published book: publishing chapters with provenance, rendering them without running anything, and
+marking a published chapter stale when its notebook, parameters or the library changed (fixture book as in
+``test_book.py``)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from molesyn_lib import book, publish
+from molesyn_lib.book import BookLayout
+from molesyn_lib.cli import main
+from molesyn_lib.errors import MolesynError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "book"
+
+
+@pytest.fixture()
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("MOLESYN_RESULTS", raising=False)
+    target = tmp_path / "project"
+    shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("_build", "chapters", "results", "status.md"))
+    return target
+
+
+def test_publish_needs_a_good_run_of_the_profile(root: Path) -> None:
+    with pytest.raises(MolesynError, match="nothing to publish"):
+        publish.publish(root, "standard", echo=lambda line: None)
+    book.run_chapters(root, profile="smoke", chapters=["01"], progress=False, echo=lambda line: None)
+    with pytest.raises(MolesynError, match="no good standard run to publish for 01"):
+        publish.publish(root, "standard", chapters=["01"], echo=lambda line: None)
+    with pytest.raises(MolesynError, match="unknown profile"):
+        publish.publish(root, "huge", echo=lambda line: None)
+    with pytest.raises(MolesynError, match="nothing is published"):
+        publish.build_published(root, "standard", echo=lambda line: None)
+
+
+@pytest.mark.slow
+def test_published_book_renders_without_running_and_marks_stale_chapters(root: Path, capsys) -> None:
+    layout = BookLayout.at(root)
+    [alpha] = book.run_chapters(root, profile="standard", chapters=["01"], progress=False, echo=lambda line: None)
+    assert alpha.status == "ok" and alpha.parameters["n"] == 10
+    assert main(["book", "publish", "--root", str(root), "--profile", "standard"]) == 0
+    target = root / "published" / "standard"
+    assert (target / "chapters" / "01_alpha.ipynb").exists()
+    assert json.loads((target / "results" / "01_alpha.json").read_text()) == {"profile": "standard", "sum": 45}
+    entry = publish.load_provenance(layout, "standard")["01_alpha"]
+    assert entry.parameters == {"n": 10, "seed": 7, "profile": "standard"} and entry.seeds == {"seed": 7}
+    assert entry.library_hash == book.library_hash() and entry.seconds == alpha.seconds and entry.hardware["cores"]
+    assert entry.files == ["chapters/01_alpha.ipynb", "results/01_alpha.json"]
+    # a later smoke run in the checkout changes neither the published copy nor its results
+    book.run_chapters(root, profile="smoke", chapters=["01"], progress=False, echo=lambda line: None)
+    assert json.loads((target / "results" / "01_alpha.json").read_text())["sum"] == 45
+
+    assert main(["book", "build", "--root", str(root), "--published"]) == 0
+    html = root / "build" / "published-standard" / "_build" / "html"
+    assert "alpha standard 45" in (html / "chapters" / "01_alpha.html").read_text()
+    assert "has not been published" in (html / "chapters" / "02_beta.html").read_text()
+    status = (html / "status.html").read_text()
+    assert "published from the" in status and "current" in status and "<strong>stale</strong>" not in status
+    assert not (root / "book" / "_build").exists()  # the checkout's own book is untouched
+
+    # edits after publication make the chapter stale, each for its own reason
+    params = root / "params" / "standard.yaml"
+    params.write_text(params.read_text().replace("n: 10", "n: 11"))
+    source = root / "notebooks" / "01_alpha.ipynb"
+    nb = json.loads(source.read_text())
+    nb["cells"].append({"cell_type": "markdown", "id": "extra", "metadata": {}, "source": "more"})
+    source.write_text(json.dumps(nb))
+    injected = {"n": 11, "seed": 7, "profile": "standard"}
+    assert publish.stale_reasons(entry, layout, injected) == [
+        "its notebook changed", "its parameters in params/standard.yaml changed"]
+    page = publish.render_published_status(layout, "standard", ["01_alpha", "02_beta"])
+    assert "**stale**: its notebook changed; its parameters in params/standard.yaml changed" in page
+    assert "| `02_beta` | not published |" in page
+
+
+def test_library_change_makes_a_published_chapter_stale(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = BookLayout.at(root)
+    source = root / "notebooks" / "01_alpha.ipynb"
+    entry = publish.Provenance(chapter="01_alpha", profile="standard", notebook_hash=publish.notebook_hash(source),
+                               parameters_hash=publish.parameters_hash({"profile": "standard"}),
+                               library_hash=book.library_hash())
+    assert publish.stale_reasons(entry, layout, {"profile": "standard"}) == []
+    monkeypatch.setattr(publish, "library_hash", lambda: "other")
+    assert publish.stale_reasons(entry, layout, {"profile": "standard"}) == ["the library changed"]
