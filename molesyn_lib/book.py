@@ -198,6 +198,8 @@ class ChapterRecord:
         current: whether ``book/chapters`` holds this run's notebook (the profile the book shows).
         last_failure: a later rerun that failed while this good run's notebook was kept (its ``status``,
             ``finished``, ``error``, ``log`` and ``executed``); ``None`` when the last run was this one.
+        library_hash: :func:`library_hash` of the code that ran the chapter (``""`` in records written before it
+            was recorded).
     """
 
     chapter: str
@@ -219,6 +221,7 @@ class ChapterRecord:
     timeout_s: float | None = None
     current: bool = True
     last_failure: dict[str, Any] | None = None
+    library_hash: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -343,14 +346,20 @@ def notebook_title(path: Path) -> str:
     return ""
 
 
-@lru_cache(maxsize=1)
-def library_hash() -> str:
-    """sha256 of the ``molesyn_lib`` package's Python sources (paths and contents): a chapter computed with other
-    library code is stale, so it is part of :func:`source_hash`."""
-    package = Path(__file__).resolve().parent
+#: Modules that run, publish and render the book but compute nothing a chapter shows; they are left out of
+#: :func:`library_hash`, so mending the book machinery does not make executed chapters stale.
+BOOK_MACHINERY = ("book.py", "publish.py", "commands/book.py")
+
+
+@lru_cache(maxsize=4)
+def library_hash(package: Path | None = None) -> str:
+    """sha256 of the ``molesyn_lib`` package's Python sources (paths and contents) except :data:`BOOK_MACHINERY`: a
+    chapter computed with other library code is stale, so it is part of :func:`source_hash`. ``package``: another
+    checkout's ``molesyn_lib`` folder (default: the imported package)."""
+    package = Path(package).resolve() if package is not None else Path(__file__).resolve().parent
     digest = hashlib.sha256()
     for file in sorted(package.rglob("*.py")):
-        if "__pycache__" in file.parts:
+        if "__pycache__" in file.parts or file.relative_to(package).as_posix() in BOOK_MACHINERY:
             continue
         digest.update(file.relative_to(package).as_posix().encode() + b"\0")
         digest.update(file.read_bytes() + b"\0")
@@ -763,7 +772,7 @@ def execute_chapter(chapter: Chapter, layout: BookLayout, profile: str, injected
         chapter=chapter.stem, profile=profile, status=status, seconds=seconds, started=started, finished=_now(),
         title=notebook_title(chapter.source), parameters=parameters, injected=dict(injected),
         seeds=seeds_of(parameters), error=error, versions=environment_versions(), hardware=hardware_info(),
-        source_hash=source_hash(chapter.source, injected, profile),
+        source_hash=source_hash(chapter.source, injected, profile), library_hash=library_hash(),
         executed=str(executed.relative_to(layout.root)) if executed is not None else "",
         log=str(log_path.relative_to(layout.root)), timeout_s=timeout_s, current=executed == final)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable
@@ -170,6 +171,9 @@ def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str]
     existing = load_provenance(layout, profile)
     commit, dirty = git_commit(layout.root)
     sources = {c.stem: c.source for c in discover_chapters(layout)}
+    # Records written before runs stored their library hash: the published checkout's own library code stands in.
+    checkout_package = layout.root / "molesyn_lib"
+    run_library = library_hash(checkout_package) if checkout_package.is_dir() else library_hash()
     published: list[Provenance] = []
     for stem, record in sorted(records.items()):
         executed = layout.root / record.executed
@@ -188,7 +192,7 @@ def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str]
             chapter=stem, profile=profile, title=record.title, commit=commit, commit_dirty=dirty,
             notebook_hash=notebook_hash(sources[stem]) if stem in sources else "",
             parameters_hash=parameters_hash(record.injected), parameters=record.injected,
-            library_hash=library_hash(), finished=record.finished, seconds=record.seconds,
+            library_hash=record.library_hash or run_library, finished=record.finished, seconds=record.seconds,
             timeout_s=record.timeout_s, seeds=record.seeds, versions=record.versions, hardware=record.hardware,
             files=files)
         existing[stem] = entry
@@ -251,6 +255,15 @@ def render_published_status(layout: BookLayout, profile: str, toc_stems: Iterabl
     return "\n".join(lines)
 
 
+def unlink_unpublished_sections(page: str, published: set[str]) -> str:
+    """Drop the section anchor of scoreboard links into chapters that are not published (their page is a one-cell
+    placeholder without those sections), keeping the link to the page."""
+    def fix(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(1) in published else f"(chapters/{match.group(1)}.ipynb)"
+
+    return re.sub(r"\(chapters/([A-Za-z0-9_\-]+)\.ipynb#[^)\s]*\)", fix, page)
+
+
 def _placeholder_notebook(title: str, profile: str) -> dict[str, Any]:
     text = (f"# {title}\n\nThis chapter has not been published from the `{profile}` profile yet. The smoke-profile "
             f"book (`make book`) shows it; `molesyn book run --profile {profile}` followed by `molesyn book "
@@ -288,7 +301,8 @@ def build_published(root: str | Path, profile: str = "standard", strict: bool = 
             title = notebook_title(layout.notebooks_dir / f"{stem}.ipynb") or stem
             target.write_text(json.dumps(_placeholder_notebook(title, profile), indent=1) + "\n", encoding="utf-8")
     _atomic_write_text(stage / "status.md", render_published_status(layout, profile, toc_stems))
-    _atomic_write_text(stage / "scoreboard.md", render_scoreboard(source / "results"))
+    _atomic_write_text(stage / "scoreboard.md", unlink_unpublished_sections(render_scoreboard(source / "results"),
+                                                                           set(entries)))
     vendor_mathjax(stage / "_extra" / "_static", echo=echo)
     missing = [doc for doc in documents if not any((stage / f"{doc}{s}").exists() for s in TOC_SUFFIXES)]
     if missing:

@@ -86,3 +86,22 @@ def test_library_change_makes_a_published_chapter_stale(root: Path, monkeypatch:
     assert publish.stale_reasons(entry, layout, {"profile": "standard"}) == []
     monkeypatch.setattr(publish, "library_hash", lambda: "other")
     assert publish.stale_reasons(entry, layout, {"profile": "standard"}) == ["the library changed"]
+
+
+def test_scoreboard_links_into_unpublished_chapters_lose_their_section_anchor():
+    page = "[01](chapters/01_alpha.ipynb#2-results) and [02](chapters/02_beta.ipynb#3-more)"
+    assert publish.unlink_unpublished_sections(page, {"01_alpha"}) == \
+        "[01](chapters/01_alpha.ipynb#2-results) and [02](chapters/02_beta.ipynb)"
+
+
+def test_library_hash_ignores_the_book_machinery_only(tmp_path: Path) -> None:
+    package = Path(book.__file__).resolve().parent
+    copy = tmp_path / "molesyn_lib"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert book.library_hash(copy) == book.library_hash()
+    (copy / "publish.py").write_text((copy / "publish.py").read_text() + "\n# a comment\n")
+    book.library_hash.cache_clear()
+    assert book.library_hash(copy) == book.library_hash()  # rendering code does not make chapters stale
+    (copy / "claims.py").write_text((copy / "claims.py").read_text() + "\n# a comment\n")
+    book.library_hash.cache_clear()
+    assert book.library_hash(copy) != book.library_hash()
