@@ -366,20 +366,31 @@ def library_hash(package: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def source_hash(path: Path, injected: dict[str, Any], profile: str) -> str:
-    """Hash of the notebook's cell types and sources (outputs ignored), the injected parameters and the library's
-    source code (:func:`library_hash`)."""
+def json_sha256(payload: Any) -> str:
+    """sha256 of a JSON-able payload (keys sorted; other values as ``str``)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def notebook_cells(path: Path) -> list[list[Any]]:
+    """``[cell_type, source]`` of every cell of a notebook (outputs and metadata ignored)."""
     try:
         cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
     except json.JSONDecodeError as exc:
         raise InputError(f"not a notebook (invalid JSON: {exc.msg})", path, exc.lineno) from exc
-    payload = {
-        "cells": [[cell.get("cell_type"), _source(cell)] for cell in cells],
-        "parameters": injected,
-        "profile": profile,
-        "library": library_hash(),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return [[cell.get("cell_type"), _source(cell)] for cell in cells]
+
+
+def injected_parameters(layout: BookLayout, profile: str, chapters: Sequence[Chapter]) -> dict[str, dict[str, Any]]:
+    """What papermill injects into each chapter: ``params/<profile>.yaml``'s mapping plus ``profile`` itself."""
+    per_chapter = load_profile_parameters(layout, profile, chapters)
+    return {c.stem: {**per_chapter.get(c.stem, {}), "profile": profile} for c in chapters}
+
+
+def source_hash(path: Path, injected: dict[str, Any], profile: str) -> str:
+    """Hash of the notebook's cell types and sources (outputs ignored), the injected parameters and the library's
+    source code (:func:`library_hash`)."""
+    return json_sha256({"cells": notebook_cells(path), "parameters": injected, "profile": profile,
+                        "library": library_hash()})
 
 
 def seeds_of(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -840,7 +851,7 @@ def run_chapters(root: str | Path, profile: str = "smoke", chapters: Iterable[st
     layout = BookLayout.at(root)
     all_chapters = discover_chapters(layout)
     selected = select_chapters(all_chapters, chapters)
-    per_chapter = load_profile_parameters(layout, profile, all_chapters)
+    injected_by_chapter = injected_parameters(layout, profile, all_chapters)
     limit = float(timeout_s) if timeout_s is not None else DEFAULT_TIMEOUT_S[profile]
     if limit <= 0:
         raise MolesynError(f"the chapter timeout must be positive, got {limit:g}")
@@ -853,7 +864,7 @@ def run_chapters(root: str | Path, profile: str = "smoke", chapters: Iterable[st
     say = echo or bar.write
     for chapter in bar:
         bar.set_postfix_str(chapter.stem)
-        injected = {**per_chapter.get(chapter.stem, {}), "profile": profile}
+        injected = injected_by_chapter[chapter.stem]
         digest = source_hash(chapter.source, injected, profile)
         earlier = previous.get((chapter.stem, profile))
         if resume and can_resume(earlier, digest, chapter.executed_path(layout)):

@@ -14,7 +14,6 @@ changed since it ran (:func:`stale_reasons`); the scoreboard is rendered from th
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -30,16 +29,20 @@ from .book import (
     BookLayout,
     ChapterRecord,
     _atomic_write_text,
-    _cpu_model,
     _format_seconds,
+    _hardware_text,
     _md_cell,
     _seeds_text,
+    _versions_text,
     discover_chapters,
+    injected_parameters,
+    json_sha256,
     library_hash,
-    load_profile_parameters,
     load_summary,
+    notebook_cells,
     notebook_title,
     run_jupyter_book,
+    select_chapters,
     toc_files,
     vendor_mathjax,
 )
@@ -59,19 +62,14 @@ def staging_dir(layout: BookLayout, profile: str) -> Path:
     return layout.root / "build" / f"published-{profile}"
 
 
-def _sha256(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def notebook_hash(path: Path) -> str:
-    """sha256 of a notebook's cell types and sources (outputs and metadata ignored)."""
-    cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
-    return _sha256([[c.get("cell_type"), "".join(c.get("source", ""))] for c in cells])
+    """sha256 of a notebook's cell types and sources (:func:`~molesyn_lib.book.notebook_cells`)."""
+    return json_sha256(notebook_cells(path))
 
 
 def parameters_hash(injected: dict[str, Any]) -> str:
     """sha256 of the parameters papermill injected (``profile`` included)."""
-    return _sha256(injected)
+    return json_sha256(injected)
 
 
 def git_commit(root: Path) -> tuple[str | None, bool]:
@@ -138,12 +136,6 @@ def load_provenance(layout: BookLayout, profile: str) -> dict[str, Provenance]:
     return {stem: Provenance.from_dict(entry) for stem, entry in data.get("chapters", {}).items()}
 
 
-def _current_injected(layout: BookLayout, profile: str) -> dict[str, dict[str, Any]]:
-    chapters = discover_chapters(layout)
-    per_chapter = load_profile_parameters(layout, profile, chapters)
-    return {c.stem: {**per_chapter.get(c.stem, {}), "profile": profile} for c in chapters}
-
-
 def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str] | None = None,
             echo: Callable[[str], None] = print) -> list[Provenance]:
     """Copy the chapters that ran ``ok`` with ``profile`` (and are the ones ``book/chapters`` shows) into
@@ -155,13 +147,13 @@ def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str]
     if profile not in PROFILES:
         raise MolesynError(f"unknown profile {profile!r} (choose from {', '.join(PROFILES)})")
     layout = BookLayout.at(root)
-    wanted = set(chapters or [])
+    sources = {c.stem: c.source for c in select_chapters(discover_chapters(layout), chapters)}
     records: dict[str, ChapterRecord] = {}
     for record in load_summary(layout.summary_path):
-        named = not wanted or record.chapter in wanted or record.chapter[:2] in wanted
-        if named and record.profile == profile and record.status in ("ok", "skipped") and record.current:
+        if record.chapter in sources and record.profile == profile and record.status in ("ok", "skipped") \
+                and record.current:
             records[record.chapter] = record
-    missing = sorted(name for name in wanted if not any(s == name or s[:2] == name for s in records))
+    missing = sorted(set(sources) - set(records)) if chapters else []
     if missing:
         raise MolesynError(f"no good {profile} run to publish for {', '.join(missing)} (run `molesyn book run "
                            f"--profile {profile} --chapters {' '.join(missing)}` first)")
@@ -170,7 +162,6 @@ def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str]
     target = published_dir(layout, profile)
     existing = load_provenance(layout, profile)
     commit, dirty = git_commit(layout.root)
-    sources = {c.stem: c.source for c in discover_chapters(layout)}
     # Records written before runs stored their library hash: the published checkout's own library code stands in.
     checkout_package = layout.root / "molesyn_lib"
     run_library = library_hash(checkout_package) if checkout_package.is_dir() else library_hash()
@@ -190,7 +181,7 @@ def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str]
                 files.append(f"results/{relative}")
         entry = Provenance(
             chapter=stem, profile=profile, title=record.title, commit=commit, commit_dirty=dirty,
-            notebook_hash=notebook_hash(sources[stem]) if stem in sources else "",
+            notebook_hash=notebook_hash(sources[stem]),
             parameters_hash=parameters_hash(record.injected), parameters=record.injected,
             library_hash=record.library_hash or run_library, finished=record.finished, seconds=record.seconds,
             timeout_s=record.timeout_s, seeds=record.seeds, versions=record.versions, hardware=record.hardware,
@@ -223,7 +214,7 @@ def stale_reasons(entry: Provenance, layout: BookLayout, injected_now: dict[str,
 def render_published_status(layout: BookLayout, profile: str, toc_stems: Iterable[str]) -> str:
     """The status page of the published book: every chapter with its provenance and whether it is stale."""
     entries = load_provenance(layout, profile)
-    injected = _current_injected(layout, profile)
+    injected = injected_parameters(layout, profile, discover_chapters(layout))
     lines = ["# Reproducibility status", "",
              (f"This book shows the chapters published from the `{profile}` profile (`published/{profile}/`, written "
               f"by `molesyn book publish --profile {profile}`); nothing was executed to render it. A chapter is "
@@ -247,10 +238,7 @@ def render_published_status(layout: BookLayout, profile: str, toc_stems: Iterabl
     hardware = {json.dumps(e.hardware, sort_keys=True): e for e in entries.values()}
     lines += ["## Hardware and versions", ""]
     for entry in hardware.values():
-        hw = entry.hardware
-        versions = ", ".join(f"{k} {v}" for k, v in entry.versions.items() if v)
-        lines.append(f"* {hw.get('cpu', _cpu_model())} ({hw.get('cores', '?')} cores, {hw.get('ram_gib', '?')} GiB "
-                     f"RAM{', GPU ' + hw['gpu'] if hw.get('gpu') else ''}): {versions}")
+        lines.append(f"* {_hardware_text(entry.hardware)}: {_versions_text(entry.versions)}")
     lines.append("")
     return "\n".join(lines)
 
