@@ -46,7 +46,8 @@ from .book import (
     toc_files,
     vendor_mathjax,
 )
-from .errors import MolesynError
+from .errors import InputError, MolesynError
+from .safeio import read_json_file
 
 PROVENANCE_FILE = "provenance.json"
 PROVENANCE_SCHEMA_VERSION = 1
@@ -129,11 +130,11 @@ def load_provenance(layout: BookLayout, profile: str) -> dict[str, Provenance]:
     path = published_dir(layout, profile) / PROVENANCE_FILE
     if not path.exists():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise MolesynError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
-    return {stem: Provenance.from_dict(entry) for stem, entry in data.get("chapters", {}).items()}
+    data = read_json_file(path)
+    chapters = data.get("chapters") if isinstance(data, dict) else None
+    if not isinstance(chapters, dict) or not all(isinstance(entry, dict) for entry in chapters.values()):
+        raise InputError("expected {\"chapters\": {stem: provenance}}", path)
+    return {stem: Provenance.from_dict(entry) for stem, entry in chapters.items()}
 
 
 def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str] | None = None,
@@ -175,7 +176,8 @@ def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str]
         shutil.copyfile(executed, target / files[0])
         for relative in (f"claims/{stem}.json", f"{stem}.json"):
             saved = layout.results_dir / relative
-            if saved.exists() and json.loads(saved.read_text(encoding="utf-8")).get("profile") == profile:
+            content = read_json_file(saved) if saved.exists() else None
+            if isinstance(content, dict) and content.get("profile") == profile:
                 (target / "results" / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(saved, target / "results" / relative)
                 files.append(f"results/{relative}")

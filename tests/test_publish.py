@@ -105,3 +105,15 @@ def test_library_hash_ignores_the_book_machinery_only(tmp_path: Path) -> None:
     (copy / "claims.py").write_text((copy / "claims.py").read_text() + "\n# a comment\n")
     book.library_hash.cache_clear()
     assert book.library_hash(copy) != book.library_hash()
+
+
+def test_a_corrupt_provenance_file_is_one_line_naming_it(root: Path, capsys) -> None:
+    target = root / "published" / "standard"
+    target.mkdir(parents=True)
+    (target / "provenance.json").write_text('{"chapters": {\n  "01_alpha": [1,\n')
+    assert main(["book", "build", "--root", str(root), "--published"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "provenance.json:3" in err and "not valid JSON" in err
+    (target / "provenance.json").write_text('{"chapters": []}')
+    assert main(["book", "build", "--root", str(root), "--published"]) == 2
+    assert "provenance.json: expected" in capsys.readouterr().err
