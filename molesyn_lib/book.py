@@ -199,7 +199,7 @@ class ChapterRecord:
         last_failure: a later rerun that failed while this good run's notebook was kept (its ``status``,
             ``finished``, ``error``, ``log`` and ``executed``); ``None`` when the last run was this one.
         library_hash: :func:`library_hash` of the code that ran the chapter (``""`` in records written before it
-            was recorded).
+            was recorded); ``library_files``: :func:`library_file_hashes` of that code (``{}`` in older records).
     """
 
     chapter: str
@@ -222,6 +222,7 @@ class ChapterRecord:
     current: bool = True
     last_failure: dict[str, Any] | None = None
     library_hash: str = ""
+    library_files: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -351,19 +352,34 @@ def notebook_title(path: Path) -> str:
 BOOK_MACHINERY = ("book.py", "publish.py", "commands/book.py")
 
 
+def _library_sources(package: Path | None) -> list[tuple[str, bytes]]:
+    """``(path relative to the package, contents)`` of the library's Python sources except :data:`BOOK_MACHINERY`."""
+    package = Path(package).resolve() if package is not None else Path(__file__).resolve().parent
+    return [(file.relative_to(package).as_posix(), file.read_bytes()) for file in sorted(package.rglob("*.py"))
+            if "__pycache__" not in file.parts and file.relative_to(package).as_posix() not in BOOK_MACHINERY]
+
+
 @lru_cache(maxsize=4)
 def library_hash(package: Path | None = None) -> str:
     """sha256 of the ``molesyn_lib`` package's Python sources (paths and contents) except :data:`BOOK_MACHINERY`: a
     chapter computed with other library code is stale, so it is part of :func:`source_hash`. ``package``: another
     checkout's ``molesyn_lib`` folder (default: the imported package)."""
-    package = Path(package).resolve() if package is not None else Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for file in sorted(package.rglob("*.py")):
-        if "__pycache__" in file.parts or file.relative_to(package).as_posix() in BOOK_MACHINERY:
-            continue
-        digest.update(file.relative_to(package).as_posix().encode() + b"\0")
-        digest.update(file.read_bytes() + b"\0")
+    for relative, contents in _library_sources(package):
+        digest.update(relative.encode() + b"\0")
+        digest.update(contents + b"\0")
     return digest.hexdigest()
+
+
+def library_file_hashes(package: Path | None = None) -> dict[str, str]:
+    """sha256 per library source file (the files :func:`library_hash` covers), so a stale chapter can say which
+    files changed since it ran."""
+    return {relative: hashlib.sha256(contents).hexdigest() for relative, contents in _library_sources(package)}
+
+
+def changed_library_files(then: dict[str, str], now: dict[str, str]) -> list[str]:
+    """The library files that differ between two :func:`library_file_hashes` (changed, added or removed)."""
+    return sorted(path for path in set(then) | set(now) if then.get(path) != now.get(path))
 
 
 def json_sha256(payload: Any) -> str:
@@ -784,6 +800,7 @@ def execute_chapter(chapter: Chapter, layout: BookLayout, profile: str, injected
         title=notebook_title(chapter.source), parameters=parameters, injected=dict(injected),
         seeds=seeds_of(parameters), error=error, versions=environment_versions(), hardware=hardware_info(),
         source_hash=source_hash(chapter.source, injected, profile), library_hash=library_hash(),
+        library_files=library_file_hashes(),
         executed=str(executed.relative_to(layout.root)) if executed is not None else "",
         log=str(log_path.relative_to(layout.root)), timeout_s=timeout_s, current=executed == final)
 

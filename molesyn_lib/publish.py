@@ -34,9 +34,11 @@ from .book import (
     _md_cell,
     _seeds_text,
     _versions_text,
+    changed_library_files,
     discover_chapters,
     injected_parameters,
     json_sha256,
+    library_file_hashes,
     library_hash,
     load_summary,
     notebook_cells,
@@ -96,7 +98,9 @@ class Provenance:
             had uncommitted changes at publication.
         notebook_hash: :func:`notebook_hash` of the source notebook when it ran.
         parameters_hash: :func:`parameters_hash` of the injected parameters; ``parameters``: those parameters.
-        library_hash: :func:`~molesyn_lib.book.library_hash` of the library that ran it.
+        library_hash: :func:`~molesyn_lib.book.library_hash` of the library that ran it; ``library_files``: its
+            :func:`~molesyn_lib.book.library_file_hashes` (``{}`` where unknown), so a stale chapter names the files
+            that changed since.
         finished: when the run ended (UTC); ``seconds``: its wall time; ``timeout_s``: its limit.
         seeds, versions, hardware: as in the run summary (:class:`~molesyn_lib.book.ChapterRecord`).
         files: the published files of the chapter, relative to ``published/<profile>/``.
@@ -111,6 +115,7 @@ class Provenance:
     parameters_hash: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
     library_hash: str = ""
+    library_files: dict[str, str] = field(default_factory=dict)
     finished: str = ""
     seconds: float = 0.0
     timeout_s: float | None = None
@@ -166,6 +171,7 @@ def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str]
     # Records written before runs stored their library hash: the published checkout's own library code stands in.
     checkout_package = layout.root / "molesyn_lib"
     run_library = library_hash(checkout_package) if checkout_package.is_dir() else library_hash()
+    run_files = library_file_hashes(checkout_package) if checkout_package.is_dir() else library_file_hashes()
     published: list[Provenance] = []
     for stem, record in sorted(records.items()):
         executed = layout.root / record.executed
@@ -185,7 +191,11 @@ def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str]
             chapter=stem, profile=profile, title=record.title, commit=commit, commit_dirty=dirty,
             notebook_hash=notebook_hash(sources[stem]),
             parameters_hash=parameters_hash(record.injected), parameters=record.injected,
-            library_hash=record.library_hash or run_library, finished=record.finished, seconds=record.seconds,
+            library_hash=record.library_hash or run_library,
+            # per-file hashes of the code that ran: from the record, else the checkout's when it is that same code
+            library_files=record.library_files or (run_files if (record.library_hash or run_library) == run_library
+                                                   else {}),
+            finished=record.finished, seconds=record.seconds,
             timeout_s=record.timeout_s, seeds=record.seeds, versions=record.versions, hardware=record.hardware,
             files=files)
         existing[stem] = entry
@@ -209,7 +219,10 @@ def stale_reasons(entry: Provenance, layout: BookLayout, injected_now: dict[str,
     if injected_now is not None and parameters_hash(injected_now) != entry.parameters_hash:
         reasons.append(f"its parameters in params/{entry.profile}.yaml changed")
     if library_hash() != entry.library_hash:
-        reasons.append("the library changed")
+        changed = changed_library_files(entry.library_files, library_file_hashes()) if entry.library_files else []
+        shown = ", ".join(f"molesyn_lib/{path}" for path in changed[:6]) + (
+            f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+        reasons.append(f"the library changed ({shown})" if changed else "the library changed")
     return reasons
 
 

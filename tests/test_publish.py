@@ -117,3 +117,25 @@ def test_a_corrupt_provenance_file_is_one_line_naming_it(root: Path, capsys) -> 
     (target / "provenance.json").write_text('{"chapters": []}')
     assert main(["book", "build", "--root", str(root), "--published"]) == 2
     assert "provenance.json: expected" in capsys.readouterr().err
+
+
+def test_a_stale_chapter_names_the_library_files_that_changed(root: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = BookLayout.at(root)
+    source = root / "notebooks" / "01_alpha.ipynb"
+    package = Path(book.__file__).resolve().parent
+    copy = tmp_path / "molesyn_lib"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "claims.py").write_text((copy / "claims.py").read_text() + "\n# a comment\n")
+    (copy / "new_module.py").write_text('"""added after the run."""\n')
+    entry = publish.Provenance(chapter="01_alpha", profile="standard", notebook_hash=publish.notebook_hash(source),
+                               parameters_hash=publish.parameters_hash({"profile": "standard"}),
+                               library_hash=book.library_hash(), library_files=book.library_file_hashes())
+    assert set(entry.library_files) >= {"claims.py", "lab/experiments.py"} and "book.py" not in entry.library_files
+    monkeypatch.setattr(publish, "library_hash", lambda: book.library_hash(copy))
+    monkeypatch.setattr(publish, "library_file_hashes", lambda: book.library_file_hashes(copy))
+    assert publish.stale_reasons(entry, layout, {"profile": "standard"}) == [
+        "the library changed (molesyn_lib/claims.py, molesyn_lib/new_module.py)"]
+    # an entry published before per-file hashes were kept still says that the library changed
+    entry.library_files = {}
+    assert publish.stale_reasons(entry, layout, {"profile": "standard"}) == ["the library changed"]
