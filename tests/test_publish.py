@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,17 @@ def test_a_stale_chapter_names_the_library_files_that_changed(root: Path, tmp_pa
     # an entry published before per-file hashes were kept still says that the library changed
     entry.library_files = {}
     assert publish.stale_reasons(entry, layout, {"profile": "standard"}) == ["the library changed"]
+
+
+def test_every_published_file_is_in_the_repository() -> None:
+    """The committed publication is complete: every file its provenance lists exists and git does not ignore it
+    (an ignore rule once kept ``published/*/results`` out of the repository)."""
+    root = Path(__file__).resolve().parents[1]
+    for profile_dir in sorted((root / "published").glob("*/")):
+        if not (profile_dir / publish.PROVENANCE_FILE).exists():
+            continue
+        entries = publish.load_provenance(BookLayout.at(root), profile_dir.name)
+        listed = [profile_dir / f for entry in entries.values() for f in entry.files]
+        assert listed and all(p.exists() for p in listed), [str(p) for p in listed if not p.exists()]
+        ignored = subprocess.run(["git", "check-ignore", *map(str, listed)], cwd=root, capture_output=True, text=True)
+        assert ignored.stdout == "", f"published files ignored by git: {ignored.stdout}"
