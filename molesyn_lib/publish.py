@@ -169,9 +169,8 @@ def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str]
     existing = load_provenance(layout, profile)
     commit, dirty = git_commit(layout.root)
     # Records written before runs stored their library hash: the published checkout's own library code stands in.
-    checkout_package = layout.root / "molesyn_lib"
-    run_library = library_hash(checkout_package) if checkout_package.is_dir() else library_hash()
-    run_files = library_file_hashes(checkout_package) if checkout_package.is_dir() else library_file_hashes()
+    checkout_package = layout.root / "molesyn_lib" if (layout.root / "molesyn_lib").is_dir() else None
+    run_library, run_files = library_hash(checkout_package), library_file_hashes(checkout_package)
     published: list[Provenance] = []
     for stem, record in sorted(records.items()):
         executed = layout.root / record.executed
@@ -193,8 +192,7 @@ def publish(root: str | Path, profile: str = "standard", chapters: Iterable[str]
             parameters_hash=parameters_hash(record.injected), parameters=record.injected,
             library_hash=record.library_hash or run_library,
             # per-file hashes of the code that ran: from the record, else the checkout's when it is that same code
-            library_files=record.library_files or (run_files if (record.library_hash or run_library) == run_library
-                                                   else {}),
+            library_files=record.library_files or (run_files if record.library_hash in ("", run_library) else {}),
             finished=record.finished, seconds=record.seconds,
             timeout_s=record.timeout_s, seeds=record.seeds, versions=record.versions, hardware=record.hardware,
             files=files)
