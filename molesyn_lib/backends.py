@@ -684,7 +684,8 @@ class CachedBackend:
 
     Misses are generated ``chunk_size`` at a time and each chunk is committed as soon as it completes, so an
     interrupted run loses at most one chunk and a rerun resumes from the cache. Duplicate requests in one call are
-    generated once. ``hits``/``misses`` count requests served from the cache and requests generated.
+    generated once, and so are requests two concurrent runs share: each chunk is generated under the cache's
+    :func:`~molesyn_lib.cachedb.chunk_lock` after looking its keys up again. ``hits``/``misses`` count requests served from the cache and requests generated.
 
     Args:
         backend: the backend to wrap.
@@ -771,27 +772,39 @@ class CachedBackend:
         bar = tqdm(total=len(items), desc=f"generate ({identity})", unit="req", leave=False,
                    disable=not self.progress or len(items) <= self.chunk_size)
         try:
-            for chunk in _batches(items, self.chunk_size):
-                try:
-                    outputs = self.backend.generate([request for _, request in chunk])
-                except BaseException as exc:  # keep what arrived before a failure or Ctrl-C (see OpenAIBackend)
-                    arrived = getattr(exc, "partial_outputs", None) or {}
-                    if arrived:
-                        now = time.time()
-                        self._store([(chunk[i][0], identity, chunk[i][1].summary_json(), output, now)
-                                     for i, output in sorted(arrived.items())])
-                    raise
-                if len(outputs) != len(chunk):
-                    raise MolesynError(f"backend {self.backend.name} returned {len(outputs)} outputs for "
-                                       f"{len(chunk)} requests")
-                now = time.time()
-                self._store([(key, identity, request.summary_json(), output, now)
-                             for (key, request), output in zip(chunk, outputs)])
-                found.update({key: output for (key, _), output in zip(chunk, outputs)})
-                bar.update(len(chunk))
+            for part in _batches(items, self.chunk_size):
+                # under the cache's chunk lock, a concurrent run on this cache generates other chunks, not this one
+                with cachedb.chunk_lock(self.path):
+                    done = self.lookup([key for key, _ in part])  # what another run stored while we waited
+                    found.update(done)
+                    chunk = [(key, request) for key, request in part if key not in done]
+                    self.misses -= len(part) - len(chunk)
+                    self.hits += len(part) - len(chunk)
+                    if chunk:
+                        found.update(self._generate_chunk(chunk, identity))
+                bar.update(len(part))
         finally:
             bar.close()
         return [found[key] for key in keys]
+
+    def _generate_chunk(self, chunk: list[tuple[str, GenerationRequest]], identity: str) -> dict[str, str]:
+        """Generate one chunk of misses and commit it (also the answers that arrived before a failure)."""
+        try:
+            outputs = self.backend.generate([request for _, request in chunk])
+        except BaseException as exc:  # keep what arrived before a failure or Ctrl-C (see OpenAIBackend)
+            arrived = getattr(exc, "partial_outputs", None) or {}
+            if arrived:
+                now = time.time()
+                self._store([(chunk[i][0], identity, chunk[i][1].summary_json(), output, now)
+                             for i, output in sorted(arrived.items())])
+            raise
+        if len(outputs) != len(chunk):
+            raise MolesynError(f"backend {self.backend.name} returned {len(outputs)} outputs for "
+                               f"{len(chunk)} requests")
+        now = time.time()
+        self._store([(key, identity, request.summary_json(), output, now)
+                     for (key, request), output in zip(chunk, outputs)])
+        return {key: output for (key, _), output in zip(chunk, outputs)}
 
     def close(self) -> None:
         self._conn.close()

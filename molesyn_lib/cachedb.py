@@ -5,10 +5,14 @@ its open transaction) and a long busy timeout (:data:`BUSY_TIMEOUT_S`), so a sec
 waits for the first one's short write transactions instead of failing after all its work. :func:`explain` turns an
 ``sqlite3`` error into one line saying what to do: wait or use another cache for a lock, free disk space for a
 full disk, delete the named file for a damaged one (a cache is rebuilt from scratch on the next run).
+:func:`chunk_lock` is the advisory lock that lets two runs on one cache share the expensive work (encoding,
+generation) chunk by chunk instead of each doing all of it.
 """
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 #: How long a cache connection waits for another process's lock before giving up, in seconds.
@@ -28,6 +32,25 @@ def connect(path: str | Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+@contextlib.contextmanager
+def chunk_lock(path: str | Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` (``fcntl.flock``, exclusive) while one chunk of a cache's misses is looked up again,
+    computed and stored, so a concurrent run waiting on the lock then finds that chunk cached; a no-op where
+    ``fcntl`` is missing (Windows: concurrent runs then duplicate work but stay correct)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = Path(path)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def is_damaged(exc: sqlite3.Error) -> bool:
@@ -55,4 +78,4 @@ def explain(exc: sqlite3.Error, path: str | Path, what: str, writing: bool = Fal
             "pass another cache folder)")
 
 
-__all__ = ["BUSY_TIMEOUT_S", "connect", "explain", "is_damaged"]
+__all__ = ["BUSY_TIMEOUT_S", "chunk_lock", "connect", "explain", "is_damaged"]

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,21 +43,9 @@ class EmbeddingCache:
     """A SQLite key -> float32 vector store (one table per cache file). :meth:`chunk_lock` is an advisory file lock
     that lets concurrent runs on one cache share the encoding work instead of each doing all of it."""
 
-    @contextlib.contextmanager
-    def chunk_lock(self) -> Iterator[None]:
-        """Hold ``<cache>.lock`` (``fcntl.flock``, exclusive) while one chunk is looked up, encoded and stored; a
-        no-op where ``fcntl`` is missing (Windows)."""
-        try:
-            import fcntl
-        except ImportError:
-            yield
-            return
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def chunk_lock(self) -> contextlib.AbstractContextManager[None]:
+        """:func:`molesyn_lib.cachedb.chunk_lock` on this cache file."""
+        return cachedb.chunk_lock(self.path)
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

@@ -644,3 +644,36 @@ def test_concurrent_encoders_on_one_cache_share_the_work(tmp_path, monkeypatch):
         thread.join()
     assert sorted(encoded) == sorted(texts)  # no text encoded twice
     assert encoders[0].encode(texts).shape == (40, 384)
+
+
+def test_concurrent_generation_runs_on_one_cache_share_the_work(tmp_path):
+    """Two runs generating the same requests into one generation cache at the same time (the cross-process chunk
+    lock, taken here by two threads with their own lock-file handles): every request is generated once in total,
+    and both runs get every answer."""
+    import threading
+
+    generated: list[str] = []
+    lock = threading.Lock()
+
+    def responder(request: GenerationRequest) -> str:
+        time.sleep(0.02)
+        with lock:
+            generated.append(request.prompt)
+        return f"ok:{request.prompt}"
+
+    requests = [GenerationRequest(prompt=f"q{i}") for i in range(24)]
+    backends = [CachedBackend(MockBackend(responder=responder, label="shared"), path=tmp_path / "gen.sqlite",
+                              chunk_size=4, progress=False) for _ in range(2)]
+    answers: list[list[str]] = [[], []]
+
+    def run(index: int) -> None:
+        answers[index] = backends[index].generate(requests)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(generated) == sorted(r.prompt for r in requests)  # no request generated twice
+    assert answers[0] == answers[1] == [f"ok:q{i}" for i in range(24)]
+    assert sum(b.misses for b in backends) == 24 and sum(b.hits for b in backends) == 24
