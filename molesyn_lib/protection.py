@@ -25,13 +25,13 @@ Token reductions are counted with the student's own character tokenizer, both as
 is evaluated like every lab student (:func:`~molesyn_lib.lab.evaluate.evaluate_student`): accuracy, its sampled
 traces' transfer graph against the teacher's (``pearson_<teacher>``), the uncompressed training data's
 (``pearson_original``) and the compressed data's (``pearson_data``), behaviour shares and self-correction. Records are
-cached as JSON under ``cache_dir()/lab/protection/<key>.json``; the key hashes the run's whole description.
+cached as JSON under ``cache_dir()/lab/protection/<key>.json``; the key hashes the run's whole description
+(with :data:`~.lab.kernel.LAB_VERSION`). Data, training, evaluation and caching go through the lab-run kernel
+(:mod:`.lab.kernel`) shared with Chapter 2's lab runs and Chapter 4's initialisations.
 """
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -50,12 +50,24 @@ from .compress import (
     split_sentences,
 )
 from .errors import MolesynError
+from .lab.kernel import (
+    LAB_VERSION,
+    SFTPhase,
+    cached_record,
+    data_accuracy,
+    data_record,
+    evaluation_record,
+    reference_graphs,
+    save_model,
+    train_phases,
+)
 from .labelers.base import DEFAULT_LABELER
-from .runcache import cache_subdir, config_key, run_cached_grid, write_record
+from .runcache import cache_subdir, config_key, run_cached_grid
 from .traces import Trace
 from .transfer import TransferGraph, js_distance, pearson, transition_counts
 
-#: Bump when the meaning of a protection run changes (old cached records are then ignored).
+#: Bump when the meaning of a protection run changes beyond the lab-run kernel's (whose
+#: :data:`~.lab.kernel.LAB_VERSION` is in every protection key too): old cached records are then ignored.
 PROTECTION_VERSION = "1"
 #: Compressors that keep whole steps, so compressed lab traces stay in the lab grammar.
 LAB_COMPRESSORS = ("extractive", "truncate", "keep_every")
@@ -309,7 +321,7 @@ class ProtectionRun:
 
     def describe(self) -> dict[str, Any]:
         return {"run": self.base.describe(), "method": self.method, "strength": float(self.strength),
-                "protection_version": PROTECTION_VERSION}
+                "protection_version": PROTECTION_VERSION, "lab_version": LAB_VERSION}
 
     def key(self) -> str:
         return config_key(self.describe())
@@ -326,29 +338,21 @@ def protection_dir() -> Path:
 
 def run_protection(run: ProtectionRun, cache: bool = True, keep_model: bool = False) -> dict[str, Any]:
     """Run (or load from the cache) one :class:`ProtectionRun` and return its flat record (see module docstring)."""
-    path = protection_dir() / f"{run.key()}.json"
-    if cache and path.is_file():
-        record = json.loads(path.read_text())
-        if not keep_model or (record.get("model_dir") and Path(record["model_dir"]).is_dir()):
-            return record | {"condition": run.label(), "cached": True}
-    record = _execute_protection(run, keep_model)
-    write_record(path, record)
-    return record | {"cached": False}
-
-
+    return cached_record(protection_dir() / f"{run.key()}.json", partial(_execute_protection, run, keep_model),
+                         cache=cache, keep_model=keep_model, condition=run.label())
 
 
 def _execute_protection(run: ProtectionRun, keep_model: bool) -> dict[str, Any]:
-    from .lab.evaluate import EvalConfig, evaluate_student
-    from .lab.experiments import models_dir, phase_traces
-    from .lab.student import TrainConfig, build_student, completion_token_counts, sft_rows, train_student
+    """One protection run through the lab-run kernel (:mod:`.lab.kernel`): write the teacher's data, compress it,
+    SFT at the base run's token budget, evaluate against the teachers, the uncompressed and the compressed data."""
+    from .lab.experiments import phase_traces
+    from .lab.student import completion_token_counts, sft_rows
     from .lab.tasks import make_splits
-    from .lab.teachers import Teacher, graph_of
+    from .lab.teachers import graph_of
 
     config = run.base
     if len(config.phases) != 1:
         raise MolesynError("protection runs train in one phase")
-    started = time.perf_counter()
     splits = make_splits(config.n_train, config.n_test, config.task, config.task_seed)
     original = list(phase_traces(config.phases[0], config, splits.train, 0))
     if run.method == NO_COMPRESSION:
@@ -358,28 +362,19 @@ def _execute_protection(run: ProtectionRun, keep_model: bool) -> dict[str, Any]:
         training = [c.trace for c in compressed]
         before = sum(c.original_tokens for c in compressed)
         step_reduction = 1.0 - sum(c.compressed_tokens for c in compressed) / before if before else 0.0
-    references: dict[str, TransferGraph] = {
-        name: graph_of(Teacher(name, graphs_dir=config.graphs_dir).traces(splits.train[:1000], seed=99,
-                                                                          task_config=config.task), name=name)
-        for name in config.references}
+    references = reference_graphs(config.references, splits.train, config.task, config.graphs_dir)
     references["original"] = graph_of(original, name="original")
     references["data"] = graph_of(training, name="data")
-    student = build_student(config.student, seed=config.seed)
-    rows = sft_rows(training)
-    original_rows = sft_rows(original)
-    supervised = float(np.mean(completion_token_counts(student.tokenizer, rows)))
-    supervised_original = float(np.mean(completion_token_counts(student.tokenizer, original_rows)))
-    result = train_student(student, rows, TrainConfig(
-        token_budget=config.token_budget, epochs=config.epochs, batch_size=config.batch_size,
-        learning_rate=config.learning_rate, seed=config.seed, threads=None, bf16=config.bf16))
-    trained = time.perf_counter()
-    report = evaluate_student(student, splits.test, EvalConfig(temperature=config.temperature, inject=config.inject,
-                                                                seed=config.seed), references, name=run.label())
-    teacher = "+".join(config.phases[0].teachers)
+    trained = train_phases(config.student, config.seed, [SFTPhase(training, token_budget=config.token_budget,
+                                                                  epochs=config.epochs)],
+                           config.batch_size, config.learning_rate, bf16=config.bf16)
+    tokenizer = trained.student.tokenizer
+    supervised = float(np.mean(completion_token_counts(tokenizer, sft_rows(training))))
+    supervised_original = float(np.mean(completion_token_counts(tokenizer, sft_rows(original))))
     record: dict[str, Any] = {
-        "key": run.key(), "condition": run.label(), "seed": config.seed, "teacher": teacher, "method": run.method,
-        "strength": float(run.strength), "student": config.student, "params": student.n_params,
-        "token_budget": config.token_budget, "n_traces": len(training),
+        "key": run.key(), "condition": run.label(), "seed": config.seed,
+        "teacher": "+".join(config.phases[0].teachers), "method": run.method, "strength": float(run.strength),
+        "student": config.student, "token_budget": config.token_budget, "n_traces": len(training),
         "step_token_reduction": step_reduction,
         "supervised_tokens_per_trace": supervised, "supervised_tokens_per_trace_original": supervised_original,
         "supervised_token_reduction": 1.0 - supervised / supervised_original,
@@ -387,22 +382,16 @@ def _execute_protection(run: ProtectionRun, keep_model: bool) -> dict[str, Any]:
         "data_pearson_original": pearson(references["data"], references["original"]),
         "data_js_original": js_distance(references["data"], references["original"]),
         **{f"data_share_{b}": float(v) for b, v in zip(STATES, references["data"].marginal)},
-        "steps": result.steps, "completion_tokens": result.completion_tokens, "train_loss": result.train_loss,
-        "train_seconds": round(trained - started, 2), "eval_seconds": round(time.perf_counter() - trained, 2),
-        **report.metrics,
-        "student_graph": report.student_graph.to_dict(),
-        "reference_graphs": {name: graph.to_dict() for name, graph in references.items()},
-        "samples": [t.to_record() for t in report.samples[:20]],
+        "data_accuracy_original": data_accuracy(original),
+        **trained.record(), **data_record(training, references),
+        **evaluation_record(trained, splits.test, references, config.temperature, config.inject, config.seed,
+                            run.label(), n_samples=20),
         "config": run.describe(),
     }
     if keep_model:
-        directory = models_dir() / f"protection-{run.key()}"
-        student.meta.update(condition=run.label(), seed=config.seed, compression=[run.method, run.strength])
-        student.save(directory)
-        record["model_dir"] = str(directory)
+        record["model_dir"] = save_model(trained, f"protection-{run.key()}", condition=run.label(),
+                                         seed=config.seed, compression=[run.method, run.strength])
     return record
-
-
 
 
 def run_protection_grid(runs: Sequence[ProtectionRun], workers: int = 2, cache: bool = True,

@@ -5,19 +5,20 @@ import numpy as np
 import pytest
 
 from molesyn_lib.lab import experiments as ex
+from molesyn_lib.lab import kernel
 from molesyn_lib.lab.grammar import parse_completion, replay
 from molesyn_lib.lab.tasks import TaskConfig, make_splits
 from molesyn_lib.transfer import TransferGraph, pearson
 
 
 def test_walk_graphs():
-    oss = ex.walk_graph("molesyn:oss")
+    oss = kernel.walk_graph("molesyn:oss")
     np.testing.assert_allclose(oss.transition.sum(axis=1), 1.0)
-    np.testing.assert_allclose(ex.walk_graph("molesyn:uniform").transition, 0.25)
-    shuffled = ex.walk_graph("molesyn:shuffled-oss")
+    np.testing.assert_allclose(kernel.walk_graph("molesyn:uniform").transition, 0.25)
+    shuffled = kernel.walk_graph("molesyn:shuffled-oss")
     assert sorted(np.round(shuffled.transition.ravel(), 6)) != sorted(np.round(oss.transition.ravel(), 6)) or \
         pearson(shuffled, oss) < 0.9
-    assert ex.is_molesyn("molesyn:qwq") and not ex.is_molesyn("qwq")
+    assert kernel.is_molesyn("molesyn:qwq") and not kernel.is_molesyn("qwq")
 
 
 def test_molesyn_phase_traces_follow_the_walk_and_keys_differ():
@@ -29,7 +30,7 @@ def test_molesyn_phase_traces_follow_the_walk_and_keys_differ():
         parsed = parse_completion(" ; ".join(trace.steps) + " ; " + trace.final)
         assert parsed.answer is not None
     walk = TransferGraph.from_sequences([t.meta["requested"] for t in traces])
-    assert pearson(walk, ex.walk_graph("molesyn:oss")) > 0.8
+    assert pearson(walk, kernel.walk_graph("molesyn:oss")) > 0.8
     other = ex.profile("smoke").base(phases=(ex.Phase(("molesyn:uniform",), 400),))
     assert config.key() != other.key()
     assert config.key() == ex.profile("smoke").base(phases=(ex.Phase(("molesyn:oss",), 400),)).key()

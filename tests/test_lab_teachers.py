@@ -75,7 +75,8 @@ def test_presets_behave_as_documented(tmp_path, tasks):
 def test_teacher_graphs_are_explicit_inputs(tmp_path, monkeypatch):
     """What a preset teacher targets does not depend on which chapters left graphs on disk: the built-in graph
     unless the caller passes a folder of measured graphs on purpose."""
-    from molesyn_lib.lab.experiments import RunConfig, walk_graph
+    from molesyn_lib.lab.experiments import RunConfig
+    from molesyn_lib.lab.kernel import walk_graph
     from molesyn_lib.rl.experiments import INITS, SFTConfig, init_key
 
     monkeypatch.setenv("MOLESYN_RESULTS", str(tmp_path))

@@ -1,4 +1,5 @@
-"""Small, cached experiment runners for the lab chapters: one run = write data, train a student, evaluate it.
+"""Small, cached experiment runners for the lab chapters: one run = write data, train a student, evaluate it
+(through the lab-run kernel, :mod:`.kernel`, which Chapter 5's protection runs and Chapter 4's initialisations share).
 
 A :class:`RunConfig` fully describes a run: the training data as one or more :class:`Phase` objects (teachers
 mixed task by task, keyword variant, number of traces, share of the token budget: two phases = sequential A-then-B
@@ -63,8 +64,6 @@ See ``benchmarks/RESULTS_lab.md`` for measured times.
 """
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -72,15 +71,22 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MolesynError, lookup
-from ..runcache import cache_subdir, config_key, run_cached_grid, write_record
-from ..transfer import TransferGraph
+from ..runcache import cache_subdir, config_key, run_cached_grid
+from .kernel import (
+    LAB_VERSION,
+    SFTPhase,
+    cached_record,
+    data_record,
+    describe_source,
+    evaluation_record,
+    reference_graphs,
+    save_model,
+    source_traces,
+    train_phases,
+)
 from .keywords import VARIANTS, replace_keywords
 from .tasks import TaskConfig, make_splits
-from .teachers import Teacher, get_teacher, graph_of
-from .writer import LabWriter, synthesize_lab_traces
-
-#: Bump when the meaning of a run changes (grammar, metrics, training): old cached results are then ignored.
-LAB_VERSION = "1"
+from .teachers import graph_of
 
 
 @dataclass(frozen=True)
@@ -171,44 +177,8 @@ class RunConfig:
 
 
 # ------------------------------------------------------------------------------------------ MOLE-SYN data sources
-#: Data-source names ``molesyn:<graph>`` write a phase's traces by the lab MOLE-SYN walk
-#: (:func:`~.writer.synthesize_lab_traces`: a first-order random walk on the graph, each step written by the weak
-#: :class:`~.writer.LabWriter`, which performs any requested behaviour but does not know when to reflect). ``<graph>``
-#: is a teacher preset (its target graph: ``molesyn:oss``), ``uniform`` (every transition 1/4) or
-#: ``shuffled-<teacher>`` (the teacher's 16 transition probabilities permuted by a fixed seed, rows renormalised: same
-#: numbers, wrong structure).
-MOLESYN_PREFIX = "molesyn:"
-MOLESYN_MAX_STEPS = 24
-
-
-def is_molesyn(name: str) -> bool:
-    return name.startswith(MOLESYN_PREFIX)
-
-
-def walk_graph(name: str, graphs_dir: str | Path | None = None) -> TransferGraph:
-    """The transfer graph a ``molesyn:<graph>`` data source walks on (see :data:`MOLESYN_PREFIX`); a teacher's graph
-    comes from ``graphs_dir`` when given (:func:`~.teachers.get_teacher`), else it is the built-in one."""
-    import numpy as np
-
-    graph_name = name.removeprefix(MOLESYN_PREFIX)
-    if graph_name == "uniform":
-        return TransferGraph.from_matrix(np.full((4, 4), 0.25), name="uniform")
-    if graph_name.startswith("shuffled-"):
-        source = get_teacher(graph_name.removeprefix("shuffled-"), graphs_dir=graphs_dir).target_graph()
-        cells = source.transition.ravel().copy()
-        np.random.default_rng(0).shuffle(cells)
-        return TransferGraph.from_matrix(cells.reshape(4, 4), name=graph_name)
-    graph = get_teacher(graph_name, graphs_dir=graphs_dir).target_graph()
-    graph.name = graph_name
-    return graph
-
-
-def describe_source(name: str, graphs_dir: str | Path | None = None) -> dict[str, Any]:
-    """What determines a data source's traces (part of run cache keys)."""
-    if is_molesyn(name):
-        return {"molesyn_walk": [list(map(float, row)) for row in walk_graph(name, graphs_dir).transition],
-                "writer": repr(LabWriter()), "max_steps": MOLESYN_MAX_STEPS}
-    return get_teacher(name, graphs_dir=graphs_dir).describe()
+# Data-source names (teacher presets, GRAPH.json teachers, ``molesyn:<graph>`` walks) are the kernel's vocabulary:
+# see :mod:`.kernel` (:func:`~.kernel.walk_graph`, :func:`~.kernel.describe_source`, :func:`~.kernel.source_traces`).
 
 
 # ------------------------------------------------------------------------------------------------------ profiles
@@ -267,12 +237,9 @@ def runs_dir() -> Path:
     return cache_subdir("lab", "runs")
 
 
-def models_dir() -> Path:
-    return cache_subdir("lab", "models")
-
-
 def phase_traces(phase: Phase, config: RunConfig, tasks: Sequence[Any], phase_index: int) -> list[Any]:
-    """The training traces of one phase: task ``i`` written by teacher ``i mod len(teachers)``, then keywords."""
+    """The training traces of one phase: task ``i`` written by data source ``i mod len(teachers)``
+    (:func:`~.kernel.source_traces`), then keywords."""
     chosen = list(tasks[: phase.n_traces])
     if len(chosen) < phase.n_traces:
         raise MolesynError(f"phase asks for {phase.n_traces} traces but the run has {len(tasks)} training tasks")
@@ -280,14 +247,8 @@ def phase_traces(phase: Phase, config: RunConfig, tasks: Sequence[Any], phase_in
     n = len(phase.teachers)
     for k, name in enumerate(phase.teachers):
         indices = list(range(k, len(chosen), n))
-        subset = [chosen[i] for i in indices]
-        if is_molesyn(name):
-            written = synthesize_lab_traces(walk_graph(name, config.graphs_dir), subset,
-                                            seed=config.seed * 1000 + phase_index, writer=LabWriter(),
-                                            max_steps=MOLESYN_MAX_STEPS)
-        else:
-            written = Teacher(name, graphs_dir=config.graphs_dir).traces(subset, seed=config.seed * 1000 + phase_index,
-                                                                         task_config=config.task)
+        written = source_traces(name, [chosen[i] for i in indices], seed=config.seed * 1000 + phase_index,
+                                task_config=config.task, graphs_dir=config.graphs_dir)
         for i, trace in zip(indices, written):
             traces[i] = trace
     if phase.keywords != "original":
@@ -297,83 +258,48 @@ def phase_traces(phase: Phase, config: RunConfig, tasks: Sequence[Any], phase_in
 
 def run_one(config: RunConfig, cache: bool = True, keep_model: bool = False) -> dict[str, Any]:
     """Run (or load from the cache) one lab run and return its record (see module docstring)."""
-    path = runs_dir() / f"{config.key()}.json"
-    if cache and path.is_file():
-        record = json.loads(path.read_text())
-        if not keep_model or (record.get("model_dir") and Path(record["model_dir"]).is_dir()):
-            record.update(condition=config.label(), cached=True)
-            return record
-    record = _execute(config, keep_model)
-    write_record(path, record)
-    record["cached"] = False
-    return record
-
-
+    return cached_record(runs_dir() / f"{config.key()}.json", partial(_execute, config, keep_model), cache=cache,
+                         keep_model=keep_model, condition=config.label())
 
 
 def _execute(config: RunConfig, keep_model: bool) -> dict[str, Any]:
-    from .evaluate import BehaviorProbe, EvalConfig, evaluate_student
-    from .student import TrainConfig, build_student, sft_rows, train_student
+    """One lab run through the kernel (:mod:`.kernel`): write each phase's data, SFT phase by phase (with the
+    entropy probes), evaluate."""
+    from .evaluate import BehaviorProbe
 
-    started = time.perf_counter()
     splits = make_splits(config.n_train, config.n_test, config.task, config.task_seed)
     phase_data = [phase_traces(p, config, splits.train, i) for i, p in enumerate(config.phases)]
-    references: dict[str, TransferGraph] = {}
-    for name in config.references:
-        teacher = Teacher(name, graphs_dir=config.graphs_dir)
-        references[name] = graph_of(teacher.traces(splits.train[:1000], seed=99, task_config=config.task), name=name)
+    references = reference_graphs(config.references, splits.train, config.task, config.graphs_dir)
     all_data = [t for traces in phase_data for t in traces]
     references["data"] = graph_of(all_data, name="data")
     for index, traces in enumerate(phase_data):
         if len(config.phases) > 1:
             references[f"phase{index + 1}"] = graph_of(traces, name=f"phase{index + 1}")
-    student = build_student(config.student, seed=config.seed)
     probe = None
     if config.probe_points > 0:
-        probe = BehaviorProbe(student, splits.test[: config.probe_tasks], references, n_points=config.probe_points,
-                              seed=config.seed)
-    results = []
+        probe = partial(BehaviorProbe, tasks=splits.test[: config.probe_tasks], references=references,
+                        n_points=config.probe_points, seed=config.seed)
     total_share = sum(p.budget_share for p in config.phases)
-    offset = 0
-    for phase, traces in zip(config.phases, phase_data):
-        budget = None if config.token_budget is None else int(config.token_budget * phase.budget_share / total_share)
-        train_config = TrainConfig(token_budget=budget, epochs=config.epochs, batch_size=config.batch_size,
-                                   learning_rate=config.learning_rate, seed=config.seed, threads=None,
-                                   bf16=config.bf16)
-        if probe is not None:
-            probe.at_steps = None
-            probe.offset_steps = offset
-        result = train_student(student, sft_rows(traces), train_config, callbacks=[probe] if probe else [])
-        offset += result.steps
-        results.append(result)
-    trained = time.perf_counter()
-    report = evaluate_student(student, splits.test, EvalConfig(temperature=config.temperature, inject=config.inject,
-                                                                seed=config.seed), references, name=config.label())
-    evaluated = time.perf_counter()
+    phases = [SFTPhase(traces, epochs=config.epochs,
+                       token_budget=None if config.token_budget is None
+                       else int(config.token_budget * phase.budget_share / total_share))
+              for phase, traces in zip(config.phases, phase_data)]
+    trained = train_phases(config.student, config.seed, phases, config.batch_size, config.learning_rate,
+                           bf16=config.bf16, probe=probe)
     record: dict[str, Any] = {
         "key": config.key(), "condition": config.label(), "seed": config.seed,
         "teachers": " then ".join("+".join(p.teachers) for p in config.phases),
         "keywords": ",".join(p.keywords for p in config.phases), "n_traces": config.phases[0].n_traces,
-        "n_phases": len(config.phases), "student": config.student, "params": student.n_params,
+        "n_phases": len(config.phases), "student": config.student,
         "task_length": config.task.length, "token_budget": config.token_budget,
-        "steps": sum(r.steps for r in results), "completion_tokens": sum(r.completion_tokens for r in results),
-        "train_loss": results[-1].train_loss, "train_seconds": round(trained - started, 2),
-        "eval_seconds": round(evaluated - trained, 2),
-        "data_chars": sum(len(t.final or "") + sum(len(s) + 1 for s in t.steps) for t in all_data) / len(all_data),
-        "data_accuracy": sum(bool(t.meta.get("correct")) for t in all_data) / len(all_data),
-        **{f"teacher_entropy_{name}": graph.entropy() for name, graph in references.items()},
-        **report.metrics,
-        "student_graph": report.student_graph.to_dict(),
-        "reference_graphs": {name: graph.to_dict() for name, graph in references.items()},
-        "trajectory": probe.records if probe is not None else [],
-        "samples": [t.to_record() for t in report.samples[:50]],
+        **trained.record(), **data_record(all_data, references),
+        **evaluation_record(trained, splits.test, references, config.temperature, config.inject, config.seed,
+                            config.label(), n_samples=50),
+        "trajectory": trained.probe.records if trained.probe is not None else [],
         "config": config.describe(),
     }
     if keep_model:
-        directory = models_dir() / config.key()
-        student.meta.update(condition=config.label(), seed=config.seed)
-        student.save(directory)
-        record["model_dir"] = str(directory)
+        record["model_dir"] = save_model(trained, config.key(), condition=config.label(), seed=config.seed)
     return record
 
 

@@ -23,7 +23,9 @@ deduction-heavy; pairwise Pearson 0.91-0.98, like the paper's Fig. 5 where all e
 explicit input: a caller that wants the graphs Chapter 1 measures on DeepSeek-R1 / QwQ-32B / gpt-oss-120b traces
 passes their folder on purpose (``get_teacher("r1", graphs_dir=measured_graphs_dir())``; ``<folder>/<name>.json``
 replaces the built-in graph where it exists). Nothing here reads another chapter's results unasked.
-``instruct`` writes short CoT (N/D only, no slips). ``control`` re-checks like r1 but never slips. ``human`` has the
+``instruct`` writes short CoT (N/D only) and slips at R1's rate (0.15 per computation) but, having no reflection,
+never repairs a slip, so its data are wrong wherever it slipped (about 39 % of K=3 traces; every run record
+keeps its ``data_accuracy``). ``control`` re-checks like r1 but never slips. ``human`` has the
 N/D structure of human solutions (``human.json`` of ``graphs_dir`` if given and present), skips steps (computes
 two operations at once half the time) and never slips. ``icl`` imitates the *surface* of Long CoT for 6-8 steps
 (R1's cues and graph, but hollow R/E steps that check nothing, slips never repaired) and then falls back to plain
@@ -153,6 +155,11 @@ def preset_graph(name: str, graphs_dir: str | Path | None = None) -> tuple[Trans
     return TransferGraph.from_matrix(matrix, name=name), "fallback"
 
 
+#: The instruct teacher's slip rate: the same per-computation rate as R1 and QwQ, so instruct distillation is not
+#: error-free by fiat (it slips like the teachers but cannot repair: no reflection).
+INSTRUCT_SLIP_RATE = 0.15
+
+
 def get_teacher(name: str, graphs_dir: str | Path | None = None, **overrides: object) -> TeacherSpec:
     """A preset teacher (see module docstring), a ``GRAPH.json`` path, with field ``overrides``.
 
@@ -180,7 +187,8 @@ def get_teacher(name: str, graphs_dir: str | Path | None = None, **overrides: ob
         spec = teacher_from_graph(graph, name="human", style="plain", source=source, slip_rate=0.0, chunk_rate=0.5)
     else:  # instruct
         graph, source = preset_graph("instruct", graphs_dir)
-        spec = teacher_from_graph(graph, name="instruct", style="instruct", source=source, slip_rate=0.0)
+        spec = teacher_from_graph(graph, name="instruct", style="instruct", source=source,
+                                  slip_rate=INSTRUCT_SLIP_RATE, repair=False)
     return replace(spec, **overrides)  # type: ignore[arg-type]
 
 

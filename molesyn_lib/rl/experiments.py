@@ -13,7 +13,8 @@
 
 * :class:`SFTConfig`: how every initialisation is trained (task family, student, optimiser steps: equal *steps*,
   i.e. equal numbers of trajectories seen, as the paper compares data sources at equal trajectory counts).
-  :func:`init_checkpoint` trains one (or finds it) under ``cache_dir()/rl/inits/<key>/``.
+  :func:`init_checkpoint` trains one (or finds it) under ``cache_dir()/rl/inits/<key>/``, through the lab-run
+  kernel (:mod:`molesyn_lib.lab.kernel`: its data-source names, its trainer, its :data:`~molesyn_lib.lab.kernel.LAB_VERSION`).
 * :class:`RLRunConfig`: one RL run = initialisation x SFT settings x :class:`~.trainer.RLConfig` (its ``seed`` is
   the run's seed) x the held-out and prompt sets. :func:`run_rl` runs it (or loads it) and caches the record as
   JSON under ``cache_dir()/rl/runs/<key>.json``; the key hashes the whole config, the teacher specs involved and
@@ -44,8 +45,18 @@ from typing import Any
 
 from ..config import cache_dir
 from ..errors import MolesynError, lookup
+from ..lab.kernel import (
+    LAB_VERSION,
+    MOLESYN_PREFIX,
+    SFTPhase,
+    data_accuracy,
+    describe_source,
+    source_traces,
+    train_phases,
+)
 from ..lab.tasks import TaskConfig, generate_tasks, make_splits
 from ..lab.teachers import get_teacher
+from ..lab.writer import LabWriter
 from ..runcache import cache_subdir, config_key, init_worker, write_record
 from .stability import dip_and_regrowth, run_stability
 from .trainer import RLConfig
@@ -85,12 +96,25 @@ class InitSpec:
         if self.sft_steps is not None and self.sft_steps < 1:
             raise MolesynError(f"initialisation {self.name!r}: sft_steps must be at least 1")
 
+    @property
+    def data_source(self) -> str:
+        """The SFT data in the lab-run kernel's vocabulary (:mod:`molesyn_lib.lab.kernel`): the teacher's name, or
+        ``molesyn:<source>`` for a walk on the source's graph ("" for ``untrained``)."""
+        if self.kind == "molesyn":
+            return f"{MOLESYN_PREFIX}{self.source}"
+        return self.source if self.kind == "teacher" else ""
+
+    def writer(self) -> LabWriter | None:
+        """The weak writer of a MOLE-SYN initialisation (``None`` otherwise)."""
+        return LabWriter(slip_rate=self.writer_slip_rate) if self.kind == "molesyn" else None
+
     def describe(self, graphs_dir: str | Path | None = None) -> dict[str, Any]:
         """What determines this initialisation (cache keys); ``graphs_dir`` as in :attr:`SFTConfig.graphs_dir`."""
         record = asdict(self)
         record.pop("name")
         if self.source:
             record["source_spec"] = get_teacher(self.source, graphs_dir=graphs_dir).describe()
+            record["data_source"] = describe_source(self.data_source, graphs_dir, self.writer())
         return record
 
 
@@ -148,7 +172,7 @@ class SFTConfig:
 def init_key(init: InitSpec, sft: SFTConfig) -> str:
     """Cache key of an initialisation checkpoint (an untrained one ignores the SFT budget)."""
     payload: dict[str, Any] = {"init": init.describe(sft.graphs_dir), "student": sft.student, "seed": sft.seed,
-                               "version": RL_VERSION}
+                               "version": RL_VERSION, "lab_version": LAB_VERSION}
     if init.kind != "untrained":
         payload["sft"] = sft.describe()
     return config_key(payload)
@@ -163,45 +187,41 @@ def runs_dir() -> Path:
 
 
 def sft_traces(init: InitSpec, sft: SFTConfig, tasks: Sequence[Any]) -> list[Any]:
-    """The SFT traces of an initialisation on ``tasks``."""
-    from ..lab.teachers import Teacher
-    from ..lab.writer import LabWriter, synthesize_lab_traces
-
-    if init.kind == "teacher":
-        teacher = Teacher(init.source, graphs_dir=sft.graphs_dir)
-        return list(teacher.traces(tasks, seed=sft.seed, task_config=sft.task))
-    if init.kind == "molesyn":
-        graph = get_teacher(init.source, graphs_dir=sft.graphs_dir).target_graph()
-        return list(synthesize_lab_traces(graph, tasks, seed=sft.seed,
-                                          writer=LabWriter(slip_rate=init.writer_slip_rate)))
-    raise MolesynError(f"initialisation {init.name!r} has no SFT data")
+    """The SFT traces of an initialisation on ``tasks`` (:func:`~molesyn_lib.lab.kernel.source_traces`)."""
+    if init.kind == "untrained":
+        raise MolesynError(f"initialisation {init.name!r} has no SFT data")
+    return source_traces(init.data_source, tasks, seed=sft.seed, task_config=sft.task, graphs_dir=sft.graphs_dir,
+                         writer=init.writer())
 
 
 def init_checkpoint(init: str | InitSpec, sft: SFTConfig, cache: bool = True) -> Path:
-    """The checkpoint directory of an initialisation, trained (SFT with TRL) and saved if not cached."""
-    from ..lab.student import TrainConfig, build_student, sft_rows, train_student
+    """The checkpoint directory of an initialisation, trained through the lab-run kernel (SFT with TRL for a fixed
+    number of steps, :func:`~molesyn_lib.lab.kernel.train_phases`) and saved if not cached."""
+    from ..lab.student import build_student
 
     init = get_init(init)
     directory = inits_dir() / init_key(init, sft)
     if cache and (directory / "lab_student.json").is_file():
         return directory
     started = time.perf_counter()
-    student = build_student(sft.student, seed=sft.seed)
     record: dict[str, Any] = {"init": init.name, "kind": init.kind, "source": init.source}
-    if init.kind != "untrained":
+    if init.kind == "untrained":
+        student = build_student(sft.student, seed=sft.seed)
+    else:
         splits = make_splits(sft.n_train, sft.n_test, sft.task, sft.task_seed)
         traces = sft_traces(init, sft, splits.train)
         written = len(traces)
-        data_accuracy = sum(bool(t.meta.get("correct")) for t in traces) / written
+        accuracy = data_accuracy(traces)
         if init.filter_correct:
             traces = [t for t in traces if t.meta.get("correct")]
             if not traces:
                 raise MolesynError(f"initialisation {init.name!r}: no correct trace survived the answer filter")
-        result = train_student(student, sft_rows(traces), TrainConfig(
-            token_budget=None, max_steps=init.sft_steps or sft.steps, batch_size=sft.batch_size,
-            learning_rate=sft.learning_rate, seed=sft.seed, threads=None, bf16=sft.bf16))
-        record.update(sft_steps=result.steps, sft_tokens=result.completion_tokens, sft_loss=result.train_loss,
-                      traces_written=written, traces_kept=len(traces), data_accuracy=data_accuracy)
+        trained = train_phases(sft.student, sft.seed, [SFTPhase(traces, max_steps=init.sft_steps or sft.steps)],
+                               sft.batch_size, sft.learning_rate, bf16=sft.bf16)
+        student = trained.student
+        record.update(sft_steps=trained.steps, sft_tokens=trained.completion_tokens,
+                      sft_loss=trained.results[-1].train_loss, traces_written=written, traces_kept=len(traces),
+                      data_accuracy=accuracy)
     record["sft_seconds"] = round(time.perf_counter() - started, 2)
     student.meta.update(init=record, task=sft.task.to_dict())
     tmp = directory.with_name(f"{directory.name}.tmp{os.getpid()}")
