@@ -44,6 +44,7 @@ from .behaviors import STATES
 from .compress import (
     BaseCompressor,
     HFTokenCounter,
+    StepPlan,
     get_compressor,
     label_traces,
     reduction_point,
@@ -278,16 +279,37 @@ def lab_token_counter() -> HFTokenCounter:
     return HFTokenCounter(char_tokenizer(), "lab-char")
 
 
-def compress_lab_traces(traces: Sequence[Trace], method: str, strength: float) -> list[Any]:
+def compress_lab_traces(traces: Sequence[Trace], method: str, strength: float, valid_chains: bool = True
+                        ) -> list[Any]:
     """Compress lab traces with a step-selecting compressor (:data:`LAB_COMPRESSORS`; extractive uses the traces'
-    gold behaviours), counting tokens with :func:`lab_token_counter`. The answer (``final``) is kept."""
+    gold behaviours), counting tokens with :func:`lab_token_counter`. The answer (``final``) is kept.
+
+    ``valid_chains`` (default): the kept steps are rewritten into a valid chain (:func:`~.lab.valid_chain.valid_chain`:
+    a repair episode is kept whole or removed with its reflection, dropped computations fold into the next kept one),
+    so the student's supervision is as correct as the uncompressed traces'; ``False``: the kept steps as they are
+    (slips without their correction, chains with gaps)."""
+    from .lab.tasks import task_from_question
+    from .lab.valid_chain import valid_chain
+
     if method not in LAB_COMPRESSORS:
         raise MolesynError(f"lab traces can be compressed by {', '.join(LAB_COMPRESSORS)} (whole steps in the lab "
                            f"grammar), not {method!r}")
     traces = list(traces)
     compressor = get_compressor(method, tokenizer=lab_token_counter())
     behaviors = [list(t.behaviors or []) for t in traces] if compressor.needs_behaviors else None
-    return compressor.compress_batch(traces, strength, behaviors)
+    compressed = compressor.compress_batch(traces, strength, behaviors)
+    if not valid_chains:
+        return compressed
+    rebuilt = []
+    for trace, result in zip(traces, compressed):
+        task = task_from_question(trace.question)
+        steps, labels, provenance = valid_chain(task, trace.steps, list(trace.behaviors or []),
+                                                [p[0] for p in result.provenance])
+        fixed = compressor._result(trace, StepPlan(steps, provenance), strength)
+        fixed.trace.behaviors = labels
+        fixed.trace.meta["compression"]["valid_chains"] = True
+        rebuilt.append(fixed)
+    return rebuilt
 
 
 @dataclass(frozen=True)
@@ -298,12 +320,15 @@ class ProtectionRun:
         base: the lab run (data, student, token budget, evaluation); its probes are not run here.
         method: a compressor of :data:`LAB_COMPRESSORS`, or ``"none"`` (the uncompressed baseline).
         strength: the compression strength in [0, 1] (0 with ``"none"``).
+        valid_chains: rewrite the kept steps into valid chains (:func:`compress_lab_traces`); ``False`` trains on
+            the kept steps as they are.
         condition: display label (not part of the cache key).
     """
 
     base: Any
     method: str = NO_COMPRESSION
     strength: float = 0.0
+    valid_chains: bool = True
     condition: str = ""
 
     def __post_init__(self) -> None:
@@ -321,7 +346,8 @@ class ProtectionRun:
 
     def describe(self) -> dict[str, Any]:
         return {"run": self.base.describe(), "method": self.method, "strength": float(self.strength),
-                "protection_version": PROTECTION_VERSION, "lab_version": LAB_VERSION}
+                "valid_chains": self.valid_chains, "protection_version": PROTECTION_VERSION,
+                "lab_version": LAB_VERSION}
 
     def key(self) -> str:
         return config_key(self.describe())
@@ -329,7 +355,9 @@ class ProtectionRun:
     def label(self) -> str:
         if self.condition:
             return self.condition
-        return "full traces" if self.method == NO_COMPRESSION else f"{self.method} {self.strength:g}"
+        if self.method == NO_COMPRESSION:
+            return "full traces"
+        return f"{self.method} {self.strength:g}" + ("" if self.valid_chains else " (raw)")
 
 
 def protection_dir() -> Path:
@@ -349,6 +377,7 @@ def _execute_protection(run: ProtectionRun, keep_model: bool) -> dict[str, Any]:
     from .lab.student import completion_token_counts, sft_rows
     from .lab.tasks import make_splits
     from .lab.teachers import graph_of
+    from .lab.valid_chain import valid_share
 
     config = run.base
     if len(config.phases) != 1:
@@ -358,7 +387,7 @@ def _execute_protection(run: ProtectionRun, keep_model: bool) -> dict[str, Any]:
     if run.method == NO_COMPRESSION:
         training, step_reduction = original, 0.0
     else:
-        compressed = compress_lab_traces(original, run.method, run.strength)
+        compressed = compress_lab_traces(original, run.method, run.strength, valid_chains=run.valid_chains)
         training = [c.trace for c in compressed]
         before = sum(c.original_tokens for c in compressed)
         step_reduction = 1.0 - sum(c.compressed_tokens for c in compressed) / before if before else 0.0
@@ -383,6 +412,7 @@ def _execute_protection(run: ProtectionRun, keep_model: bool) -> dict[str, Any]:
         "data_js_original": js_distance(references["data"], references["original"]),
         **{f"data_share_{b}": float(v) for b, v in zip(STATES, references["data"].marginal)},
         "data_accuracy_original": data_accuracy(original),
+        "data_valid_chains": valid_share(training), "data_valid_chains_original": valid_share(original),
         **trained.record(), **data_record(training, references),
         **evaluation_record(trained, splits.test, references, config.temperature, config.inject, config.seed,
                             run.label(), n_samples=20),
