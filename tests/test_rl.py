@@ -168,7 +168,7 @@ def test_two_step_dapo_run_logs_every_step_and_evaluation(micro_setting, tmp_pat
     student = load_student(trained.save(tmp_path / "init"))  # a fresh copy (deepcopy keeps TRL's patched forward)
     config = RLConfig(steps=2, prompts_per_step=2, num_generations=4, learning_rate=1e-3, eval_every=1,
                       max_completion_length=24, format_weight=0.1, overlong=True,
-                      overlong_cache=8)
+                      overlong_cache=8, num_iterations=1)  # one generation per step (test_rl_dapo: reuse)
     args = grpo_config(config, "/tmp/unused", 24, [1.0, 0.1, 1.0])
     assert (args.loss_type, args.beta, args.epsilon, args.epsilon_high) == ("dapo", 0.0, 0.2, 0.28)
     assert args.per_device_train_batch_size == 8 and args.num_generations == 4
@@ -177,7 +177,8 @@ def test_two_step_dapo_run_logs_every_step_and_evaluation(micro_setting, tmp_pat
     assert [s["step"] for s in result.steps] == [1.0, 2.0]
     first = result.steps[0]
     for key in ("reward", "reward_correct", "reward_spread", "frac_zero_spread", "length_tokens", "answered",
-                "malformed", "kl", "share_N", "share_R", "reward_format", "reward_overlong", "trl_entropy"):
+                "malformed", "kl", "share_N", "share_R", "reward_format", "reward_overlong", "trl_entropy",
+                "frac_filtered", "trl_clip_ratio_region_mean"):
         assert key in first, key
     assert first["kl"] == pytest.approx(0.0, abs=1e-6)  # step 1 samples from the initial policy itself
     assert 0 < first["length_tokens"] <= 24

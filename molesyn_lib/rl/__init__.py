@@ -3,8 +3,10 @@
 Light modules load eagerly (no torch): :mod:`.rewards` (TRL-signature reward functions: verified correctness, a
 format term, DAPO's soft overlong punishment; rollout summaries) and :mod:`.stability` (collapse counting,
 monotonicity, drawdown, transfer-graph drift, per-initialisation tables). Heavy ones load on first attribute access:
-:mod:`.trainer` (:class:`RLConfig`, :func:`train_rl`, the per-step :class:`RLMonitor`) and :mod:`.experiments`
-(initialisations, cached multi-seed runs in parallel, profiles, curve frames) and :mod:`.plots` (seed bands).
+:mod:`.trainer` (:class:`RLConfig`, :func:`train_rl`, the per-step :class:`RLMonitor`; DAPO's batch reuse so
+clip-higher binds, dynamic sampling emulated by filtering zero-spread groups, overlong punishment on) and
+:mod:`.experiments` (initialisations, cached multi-seed runs in parallel, profiles, curve frames) and :mod:`.plots`
+(seed bands).
 
 Typical use::
 
@@ -41,6 +43,8 @@ from .stability import (
 _LAZY = {
     "RLConfig": "trainer", "RLMonitor": "trainer", "RLResult": "trainer", "train_rl": "trainer",
     "grpo_config": "trainer", "rl_dataset": "trainer", "rollout_kl": "trainer", "reward_functions": "trainer",
+    "make_trainer": "trainer", "dapo_trainer_class": "trainer", "filter_zero_spread": "trainer",
+    "zero_spread_groups": "trainer",
     "InitSpec": "experiments", "INITS": "experiments", "SFTConfig": "experiments", "RLRunConfig": "experiments",
     "RLProfile": "experiments", "PROFILES": "experiments", "profile": "experiments", "grid": "experiments",
     "init_checkpoint": "experiments", "run_rl": "experiments", "run_rl_grid": "experiments",
@@ -66,8 +70,10 @@ __all__ = [
     "correctness_reward",
     "count_collapses",
     "curves_frame",
+    "dapo_trainer_class",
     "dip_and_regrowth",
     "evals_frame",
+    "filter_zero_spread",
     "format_reward",
     "get_reward",
     "graph_drift",
@@ -76,6 +82,7 @@ __all__ = [
     "init_checkpoint",
     "init_table",
     "length_dynamics",
+    "make_trainer",
     "max_drawdown",
     "monotonicity",
     "overlong_reward",
@@ -93,6 +100,7 @@ __all__ = [
     "seed_strip",
     "stability_table",
     "train_rl",
+    "zero_spread_groups",
 ]
 
 

@@ -5,30 +5,47 @@
 * **Algorithm** (:func:`grpo_config`): TRL's ``GRPOTrainer`` set up like DAPO (Yu et al. 2025): token-level loss
   (``loss_type="dapo"``), asymmetric ("clip-higher") clipping ``epsilon`` / ``epsilon_high`` (0.2 / 0.28), no KL
   term (``beta=0``, so no reference model in the loss), group-normalised advantages over ``num_generations``
-  samples per prompt, optional soft overlong punishment (a reward term, :func:`~.rewards.overlong_reward`) and
-  optional masking of truncated completions. DAPO's dynamic sampling (re-drawing groups whose rewards are all
-  equal) is not in TRL; such groups get zero advantage, and the monitor logs their share (``frac_zero_spread``).
-* **Rewards**: verified correctness (:func:`~.rewards.correctness_reward`) plus an optional format term weighted
-  by ``format_weight``.
-* **Batches**: each optimiser step draws ``prompts_per_step`` prompts and samples ``num_generations`` completions
-  of each (one generation per step, one pass over it), so a step sees ``prompts_per_step x num_generations``
-  completions, generated in one batch by ``model.generate``.
+  samples per prompt, and optional masking of truncated completions. The clipping binds because batches are
+  reused: ``num_iterations`` (GRPO's mu; default 2) updates per generation batch and/or ``steps_per_generation``
+  mini-batch steps per generation, so TRL keeps the generation-time log-probabilities as pi_old and every update
+  after the first on a batch has an importance ratio away from 1 (with both at 1 every update is on-policy: ratio
+  exactly 1, nothing clipped). ``steps`` counts optimiser steps, so with ``num_iterations=2`` a run of ``steps``
+  steps samples ``steps / 2`` generation batches.
+* **Dynamic sampling**, emulated by *filtering* (``dynamic_sampling``, default on; :func:`dapo_trainer_class`):
+  after TRL scores a generation batch, groups whose total rewards are all equal (zero advantage) are masked out of
+  the loss and of the dapo loss's token normaliser (:func:`filter_zero_spread`), so they neither move the policy nor
+  dilute the other groups' gradient. DAPO instead re-draws prompts until the batch is full of groups with spread;
+  TRL 1.16 has no hook to re-draw inside a generation batch, so here the effective batch shrinks. A batch with no
+  spread at all gives loss 0 (no gradient; Adam's running moments still apply, as for TRL's zero advantages). DAPO
+  filters on accuracy (all right or all wrong); the total reward is used here, so a group that differs only in its
+  overlong penalty keeps that length signal.
+* **Rewards**: verified correctness (:func:`~.rewards.correctness_reward`), DAPO's soft overlong punishment (on by
+  default, ``overlong``: 0 up to ``budget - overlong_cache`` tokens, then linearly down to -1 at the budget;
+  :func:`~.rewards.overlong_reward`) and an optional format term weighted by ``format_weight``.
+* **Batches**: each optimiser step trains on ``prompts_per_step`` prompts x ``num_generations`` completions; a
+  generation batch (``steps_per_generation x prompts_per_step`` prompts) is generated in one ``model.generate``
+  call, then split into ``steps_per_generation`` mini-batches and reused ``num_iterations`` times.
 
 :class:`RLMonitor` (a ``TrainerCallback``) records, **per step**: the total and correctness reward, the reward
-spread within groups, the share of groups with no spread, response length (tokens and characters), the share of
-completions with an answer, malformed steps, the behaviour distribution of the rollouts (the lab's ground-truth
-parser), the KL divergence from the initial policy (``kl``: the per-token k3 estimator
+spread within groups, the share of groups with no spread and the share filtered out by dynamic sampling
+(``frac_filtered``), whether the step generated its batch (``fresh``; a step that reuses a batch repeats that
+batch's rollout numbers, with no generation time and no new rollout tokens), response length (tokens and
+characters), the share of completions with an answer, malformed steps, the behaviour distribution of the rollouts
+(the lab's ground-truth parser), the KL divergence from the initial policy (``kl``: the per-token k3 estimator
 ``exp(r) - r - 1``, ``r = log pi_0 - log pi``, averaged over the tokens of ``kl_samples`` of the step's rollouts and
-computed on-policy when the rewards are computed, because ``beta=0`` gives no KL of its own), TRL's logged
-entropy/clip ratios, and the generation and update times. Every ``eval_every`` steps (and at step 0 and the end) it
-decodes the held-out tasks by sampling at the RL temperature (``acc_sampled``, the analogue of the paper's MATH-500
-accuracy sampled at the RL temperature; same seed at every evaluation) and greedily (``acc_greedy``), and compares
-the transfer graph of the training rollouts since the previous evaluation with the initialisation's (Pearson r and
-Jensen-Shannon distance; the initialisation's graph is that of its sampled held-out completions at step 0).
+computed on-policy when the rewards are computed, because ``beta=0`` gives no KL of its own), TRL's logged entropy
+and clip ratios (``trl_clip_ratio_region_mean``, ``_low_mean``, ``_high_mean``, ``_high_max``: shares of tokens
+whose ratio left the clipping range; 0 on a batch's first update), and the generation and update times. Every
+``eval_every`` steps (and at step 0 and the end) it decodes the held-out tasks by sampling at the RL temperature
+(``acc_sampled``, the analogue of the paper's MATH-500 accuracy sampled at the RL temperature; same seed at every
+evaluation) and greedily (``acc_greedy``), and compares the transfer graph of the training rollouts since the
+previous evaluation with the initialisation's (Pearson r and Jensen-Shannon distance; the initialisation's graph is
+that of its sampled held-out completions at step 0).
 """
 from __future__ import annotations
 
 import copy
+import functools
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -60,11 +77,23 @@ class RLConfig:
         warmup_steps: linear warm-up steps.
         loss_type: TRL loss aggregation (``dapo``: token-level, normalised by the batch's tokens).
         epsilon, epsilon_high: lower and upper clipping range of the importance ratio (DAPO's clip-higher).
+        num_iterations: policy updates on each generation batch (GRPO's / DAPO's mu). With ``num_iterations`` or
+            ``steps_per_generation`` above 1 the policy is updated between sampling and (some of) its updates, so
+            TRL computes the old log-probabilities at generation time, the importance ratio differs from 1 and the
+            clipping range can bind; with both at 1 every update is on-policy (ratio exactly 1, nothing clipped).
+        steps_per_generation: optimiser steps per generation: a generation batch of ``steps_per_generation x
+            prompts_per_step`` prompts is split into that many mini-batches, one step each (DAPO's rollout batch
+            and mini-batches; total rollouts unchanged).
+        dynamic_sampling: DAPO's dynamic sampling, emulated by *filtering*: groups whose total rewards are all
+            equal (zero advantage) are masked out of the loss and of the dapo loss's token normaliser, so the step's
+            effective batch shrinks instead of being refilled (see :func:`filter_zero_spread`).
         beta: KL coefficient against the initial policy in the loss (0 = none, as in DAPO).
         temperature: sampling temperature of the rollouts (and of the monitor's structure samples).
         max_completion_length: generation budget in tokens (``None``: 1.5 x the longest SFT completion + 8).
         format_weight: weight of the format reward (0 = correctness only).
-        overlong: add DAPO's soft overlong punishment; ``overlong_cache`` is its soft zone in tokens.
+        overlong: add DAPO's soft overlong punishment (on by default): 0 up to ``budget - overlong_cache``
+            completion tokens, then linearly down to -1 at the budget (``max_completion_length``); ``overlong_cache``
+            is the soft zone in tokens (16: tokens 80-96 of the chapter's 96-token budget), capped at budget - 1.
         mask_truncated_completions: exclude completions cut by the budget from the loss.
         scale_rewards: TRL advantage scaling (``group``, ``batch`` or ``none``).
         eval_every: held-out evaluation every this many steps (plus step 0 and the last step).
@@ -86,11 +115,14 @@ class RLConfig:
     loss_type: str = "dapo"
     epsilon: float = 0.2
     epsilon_high: float = 0.28
+    num_iterations: int = 2
+    steps_per_generation: int = 1
+    dynamic_sampling: bool = True
     beta: float = 0.0
     temperature: float = 1.0
     max_completion_length: int | None = None
     format_weight: float = 0.0
-    overlong: bool = False
+    overlong: bool = True
     overlong_cache: int = 16
     mask_truncated_completions: bool = False
     scale_rewards: str = "group"
@@ -112,6 +144,8 @@ class RLConfig:
             raise MolesynError("prompts_per_step must be at least 1")
         if self.eval_every < 1:
             raise MolesynError("eval_every must be at least 1")
+        if self.num_iterations < 1 or self.steps_per_generation < 1:
+            raise MolesynError("num_iterations and steps_per_generation must be at least 1")
 
     @property
     def completions_per_step(self) -> int:
@@ -150,12 +184,19 @@ def reward_functions(config: RLConfig, max_completion_length: int) -> list[tuple
 
 
 def grpo_config(config: RLConfig, output_dir: str, max_completion_length: int, weights: Sequence[float]) -> Any:
-    """TRL's ``GRPOConfig`` for ``config`` with the project's CPU settings."""
+    """TRL's ``GRPOConfig`` for ``config`` with the project's CPU settings.
+
+    One micro-batch per optimiser step (``gradient_accumulation_steps=1``): whenever ``steps_per_generation x
+    num_iterations > 1`` TRL then computes pi_old's log-probabilities once, at generation time, with the policy that
+    sampled the batch (its test ``gradient_accumulation_steps % generate_every != 0``), and reuses them on every
+    update of that batch; otherwise it uses the current log-probabilities detached (ratio 1).
+    """
     from trl import GRPOConfig
 
     return GRPOConfig(
         output_dir=output_dir, max_steps=config.steps, per_device_train_batch_size=config.completions_per_step,
-        num_generations=config.num_generations, steps_per_generation=1, num_iterations=1,
+        num_generations=config.num_generations, steps_per_generation=config.steps_per_generation,
+        num_iterations=config.num_iterations, gradient_accumulation_steps=1,
         learning_rate=config.learning_rate, lr_scheduler_type="constant_with_warmup" if config.warmup_steps else
         "constant", warmup_steps=config.warmup_steps, loss_type=config.loss_type, epsilon=config.epsilon,
         epsilon_high=config.epsilon_high, beta=config.beta, temperature=config.temperature, top_p=1.0, top_k=0,
@@ -165,6 +206,80 @@ def grpo_config(config: RLConfig, output_dir: str, max_completion_length: int, w
         save_strategy="no", report_to="none", logging_steps=1, seed=config.seed, data_seed=config.seed,
         dataloader_num_workers=0, disable_tqdm=not config.progress, shuffle_dataset=True, log_completions=False,
     )
+
+
+# --------------------------------------------------------------------------------------------- dynamic sampling
+#: TRL's log key for the share of groups that :func:`filter_zero_spread` removed from a generation batch.
+FILTERED_KEY = "dynamic_sampling/frac_filtered"
+
+
+def zero_spread_groups(rewards: torch.Tensor, group_size: int, atol: float = 1e-6) -> torch.Tensor:
+    """One bool per group of ``group_size`` consecutive rewards: ``True`` where all are equal (within ``atol``)."""
+    if rewards.numel() % group_size:
+        raise MolesynError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    grouped = rewards.reshape(-1, group_size)
+    return (grouped - grouped[:, :1]).abs().amax(dim=1) <= atol
+
+
+def filter_zero_spread(inputs: dict[str, Any], zero_spread: torch.Tensor, group_size: int) -> dict[str, Any]:
+    """``inputs`` (TRL's scored batch, rows in groups) with zero-spread groups masked out of the loss.
+
+    Their completion mask (hence their tokens in the loss and, through ``num_items_in_batch``, in the dapo loss's
+    token normaliser) and advantages become 0; ``num_items_in_batch`` is recounted over the rows left (this
+    process's rows; the trainer of :func:`dapo_trainer_class` sums it over processes). A batch with every group
+    filtered has no tokens: the dapo loss is then 0 (TRL clamps the normaliser at 1).
+    """
+    keep = (~zero_spread).repeat_interleave(group_size).to(inputs["completion_mask"].device)
+    out = dict(inputs)
+    out["completion_mask"] = inputs["completion_mask"] * keep.unsqueeze(1).to(inputs["completion_mask"].dtype)
+    out["advantages"] = inputs["advantages"] * keep.reshape(-1, *([1] * (inputs["advantages"].dim() - 1)))
+    loss_mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
+    out["num_items_in_batch"] = loss_mask.sum()
+    return out
+
+
+@functools.cache
+def dapo_trainer_class() -> type:
+    """``DAPOTrainer``: TRL's ``GRPOTrainer`` with DAPO's dynamic sampling emulated by filtering (built on first
+    use, so importing this module does not import TRL)."""
+    from trl import GRPOTrainer
+
+    class DAPOTrainer(GRPOTrainer):  # type: ignore[misc]
+        """``GRPOTrainer`` that filters zero-spread groups out of each training generation batch.
+
+        TRL has no hook to re-draw prompts inside a generation batch (DAPO refills the batch with new groups), so
+        the groups are filtered instead: the batch shrinks. The share filtered is logged as :data:`FILTERED_KEY`.
+        """
+
+        def __init__(self, *args: Any, dynamic_sampling: bool = True, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.dynamic_sampling = dynamic_sampling
+            self._scored_rewards: torch.Tensor | None = None
+
+        def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> Any:
+            rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            self._scored_rewards = rewards
+            return rewards
+
+        def _generate_and_score_completions(self, inputs: Any) -> dict[str, Any]:
+            output = super()._generate_and_score_completions(inputs)
+            rewards, self._scored_rewards = self._scored_rewards, None
+            if not self.model.training or not self.dynamic_sampling or rewards is None:
+                return output
+            return self._filter(output, rewards)
+
+        def _filter(self, output: dict[str, Any], rewards_per_func: torch.Tensor) -> dict[str, Any]:
+            """Mask this process's zero-spread groups (TRL's weighted total reward over every process's rows)."""
+            weights = self.reward_weights.to(rewards_per_func.device)
+            zero = zero_spread_groups((rewards_per_func * weights.unsqueeze(0)).nansum(dim=1), self.num_generations)
+            n_local = output["completion_mask"].shape[0] // self.num_generations
+            start = self.accelerator.process_index * n_local
+            output = filter_zero_spread(output, zero[start:start + n_local], self.num_generations)
+            output["num_items_in_batch"] = self.accelerator.gather(output["num_items_in_batch"]).sum()
+            self._metrics["train"][FILTERED_KEY].append(float(zero.float().mean()))
+            return output
+
+    return DAPOTrainer
 
 
 # --------------------------------------------------------------------------------------------- KL and the monitor
@@ -267,6 +382,8 @@ class RLMonitor(TrainerCallback):
         self._batch: RolloutBatch | None = None
         self._window: list[list[str]] = []
         self._step_started = 0.0
+        self._last: dict[str, float] | None = None
+        self._filtered = 0.0
 
     # ------------------------------------------------------------------ reward hook
     def wrap(self, function: Callable[..., list[float]], name: str) -> Callable[..., list[float]]:
@@ -349,36 +466,50 @@ class RLMonitor(TrainerCallback):
         self._batch = None
         self._step_started = time.perf_counter()
 
+    def rollout_record(self, batch: RolloutBatch, ended: float) -> dict[str, float]:
+        """The per-step numbers of a freshly generated batch (rewards, spread, lengths, behaviours, KL, times)."""
+        names = list(batch.rewards)
+        total = np.zeros(len(batch.completions))
+        for name in names:
+            total += self.reward_weights.get(name, 1.0) * np.asarray(batch.rewards[name], dtype=float)
+        usable = len(total) - len(total) % self.group_size
+        groups = total[:usable].reshape(-1, self.group_size) if usable else np.zeros((0, self.group_size))
+        spread = groups.std(axis=1) if len(groups) else np.array([float("nan")])
+        stats = rollout_stats(batch.completions)
+        self._window.extend(stats.sequences)
+        lengths = [len(ids) for ids in batch.completion_ids]
+        record: dict[str, float] = dict(
+            reward=float(total.mean()),
+            reward_correct=float(np.mean(batch.rewards.get("correct", [float("nan")]))),
+            reward_spread=float(np.mean(spread)), frac_zero_spread=float(np.mean(spread == 0)),
+            length_tokens=float(np.mean(lengths)) if lengths else float("nan"),
+            length_chars=float(np.mean([len(c) for c in batch.completions])),
+            answered=stats.answered, malformed=stats.malformed, kl=batch.kl, **stats.shares(),
+            generate_seconds=batch.generated_at - self._step_started,
+            update_seconds=ended - batch.generated_at - batch.kl_seconds, kl_seconds=batch.kl_seconds,
+            rollout_tokens=float(sum(lengths)), fresh=1.0)
+        for name in names:
+            if name != "correct":
+                record[f"reward_{name}"] = float(np.mean(batch.rewards[name]))
+        return record
+
+    def reused_record(self, ended: float) -> dict[str, float]:
+        """A step that trains on the previous generation batch again (``num_iterations`` or
+        ``steps_per_generation`` > 1): that batch's numbers, no generation time and no new rollout tokens."""
+        if self._last is None:
+            return {}
+        return {**self._last, "generate_seconds": 0.0, "kl_seconds": 0.0, "rollout_tokens": 0.0, "fresh": 0.0,
+                "update_seconds": ended - self._step_started}
+
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         ended = time.perf_counter()
-        batch = self._batch
         step = int(state.global_step)
-        record: dict[str, float] = {"step": float(step)}
-        if batch is not None:
-            names = list(batch.rewards)
-            total = np.zeros(len(batch.completions))
-            for name in names:
-                total += self.reward_weights.get(name, 1.0) * np.asarray(batch.rewards[name], dtype=float)
-            usable = len(total) - len(total) % self.group_size
-            groups = total[:usable].reshape(-1, self.group_size) if usable else np.zeros((0, self.group_size))
-            spread = groups.std(axis=1) if len(groups) else np.array([float("nan")])
-            stats = rollout_stats(batch.completions)
-            self._window.extend(stats.sequences)
-            lengths = [len(ids) for ids in batch.completion_ids]
-            record.update(
-                reward=float(total.mean()),
-                reward_correct=float(np.mean(batch.rewards.get("correct", [float("nan")]))),
-                reward_spread=float(np.mean(spread)), frac_zero_spread=float(np.mean(spread == 0)),
-                length_tokens=float(np.mean(lengths)) if lengths else float("nan"),
-                length_chars=float(np.mean([len(c) for c in batch.completions])),
-                answered=stats.answered, malformed=stats.malformed, kl=batch.kl, **stats.shares(),
-                generate_seconds=batch.generated_at - self._step_started,
-                update_seconds=ended - batch.generated_at - batch.kl_seconds, kl_seconds=batch.kl_seconds,
-                rollout_tokens=float(sum(lengths)))
-            for name in names:
-                if name != "correct":
-                    record[f"reward_{name}"] = float(np.mean(batch.rewards[name]))
-        self.steps.append(record)
+        if self._batch is not None:
+            self._last = self.rollout_record(self._batch, ended)
+            record = dict(self._last)
+        else:
+            record = self.reused_record(ended)
+        self.steps.append({"step": float(step), **record})
         if step % self.config.eval_every == 0 or step == int(state.max_steps):
             self.evaluate(step, model)
 
@@ -387,10 +518,17 @@ class RLMonitor(TrainerCallback):
         if not logs or not self.steps:
             return
         record = self.steps[-1]
-        for key in ("entropy", "clip_ratio/region_mean", "clip_ratio/high_mean", "clip_ratio/low_mean", "loss",
-                    "grad_norm", "learning_rate"):
-            if key in logs:
+        for key in TRL_LOGGED:
+            if logs.get(key) is not None:
                 record[f"trl_{key.replace('/', '_')}"] = float(logs[key])
+        if logs.get(FILTERED_KEY) is not None:  # logged on generation steps; reused steps train on the same batch
+            self._filtered = float(logs[FILTERED_KEY])
+        record["frac_filtered"] = self._filtered
+
+
+#: TRL's logged metrics that :class:`RLMonitor` copies into each step (as ``trl_<key with _ for />``).
+TRL_LOGGED = ("entropy", "clip_ratio/region_mean", "clip_ratio/high_mean", "clip_ratio/low_mean",
+              "clip_ratio/high_max", "frac_reward_zero_std", "loss", "grad_norm", "learning_rate")
 
 
 @dataclass
@@ -432,11 +570,21 @@ class RLResult:
                 "steps_per_second": self.steps_per_second}
 
 
+def make_trainer(student: Student, tasks: Sequence[ChainTask], config: RLConfig,
+                 reward_funcs: Sequence[Callable[..., list[float]]], args: Any,
+                 callbacks: Sequence[TrainerCallback] = ()) -> Any:
+    """The ``DAPOTrainer`` (:func:`dapo_trainer_class`) for ``student`` on ``tasks`` with TRL ``args``."""
+    trainer = dapo_trainer_class()(model=student.model, reward_funcs=list(reward_funcs), args=args,
+                                   train_dataset=rl_dataset(tasks), processing_class=student.tokenizer,
+                                   callbacks=list(callbacks), dynamic_sampling=config.dynamic_sampling)
+    if not config.progress:
+        trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
 def train_rl(student: Student, tasks: Sequence[ChainTask], eval_tasks: Sequence[ChainTask],
              config: RLConfig | None = None, callbacks: Sequence[TrainerCallback] = ()) -> RLResult:
     """RL ``student`` in place on ``tasks`` (prompts) with held-out ``eval_tasks`` (see module docstring)."""
-    from trl import GRPOTrainer
-
     config = config or RLConfig()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -449,11 +597,8 @@ def train_rl(student: Student, tasks: Sequence[ChainTask], eval_tasks: Sequence[
     wrapped = [monitor.wrap(f, n) for n, f, _ in rewards]
     student.model.train()
     with tempfile.TemporaryDirectory(prefix="molesyn-rl-") as tmp, quiet_hf():
-        trainer = GRPOTrainer(model=student.model, reward_funcs=wrapped,
-                              args=grpo_config(config, tmp, budget, weights), train_dataset=rl_dataset(tasks),
-                              processing_class=student.tokenizer, callbacks=[monitor, *callbacks])
-        if not config.progress:
-            trainer.remove_callback(PrinterCallback)
+        trainer = make_trainer(student, tasks, config, wrapped, grpo_config(config, tmp, budget, weights),
+                               [monitor, *callbacks])
         monitor.policy = trainer.model
         started = time.perf_counter()
         trainer.train()
