@@ -200,6 +200,20 @@ def _off_floor(accuracies: Mapping[str, Sequence[float]], floor: float, margin: 
     return [c for c, v in accuracies.items() if not _seeds(v) or np.mean(_seeds(v)) <= floor + margin]
 
 
+def _accuracy_uninformative(measured: str, accuracies: Mapping[str, Sequence[float]], must_learn: Sequence[str],
+                            floor: float, margin: float) -> Any:
+    """The one guard of every accuracy comparison: a "not tested" verdict when a condition in ``must_learn`` is not
+    above the guessing floor + ``margin``, or when every condition is at :data:`ACCURACY_CEILING`; else ``None``."""
+    stuck = _off_floor({c: accuracies.get(c, []) for c in must_learn}, floor, margin)
+    if stuck:
+        return _not_tested(measured, f"{', '.join(stuck)} not above the guessing floor + {margin}: accuracy is not "
+                                     "informative here")
+    if _all_at_ceiling(accuracies):
+        return _not_tested(measured, f"every condition at the ceiling (mean >= {ACCURACY_CEILING}): accuracy is not "
+                                     "informative here")
+    return None
+
+
 # ================================================================================================ Chapter 1
 @rule("ch1.labeller-f1", "01_three_bonds", "claim",
       statement="An automatic behaviour labeller reaches F1 > 0.85", paper="F1 > 0.85", source="Sec. 3 (labelling)",
@@ -412,13 +426,8 @@ def _accuracy_ordering(e: Mapping[str, Any], low: str, highs: Sequence[str], mar
     acc = {k: _seeds(v) for k, v in e["accuracy"].items()}
     floor = float(e["floor"])
     measured = ", ".join(f"{k} {_fmt(np.mean(v) if v else NAN)}" for k, v in acc.items()) + f" (floor {_fmt(floor)})"
-    stuck = _off_floor({h: acc.get(h, []) for h in highs}, floor, margin)
-    if stuck:
-        return _not_tested(measured, f"{', '.join(stuck)} not above the guessing floor + {margin}: accuracy is not "
-                                     "informative here")
-    if _all_at_ceiling(acc):
-        return _not_tested(measured, f"every condition at the ceiling (mean >= {ACCURACY_CEILING}): accuracy is not "
-                                     "informative here")
+    if (skip := _accuracy_uninformative(measured, acc, highs, floor, margin)) is not None:
+        return skip
     worst = _least_significant(stats.welch(acc[h], acc[low]) for h in highs)
     return _comparison_decision(worst, measured, f"{low} vs {', '.join(highs)}", 2, f"least {'/'.join(highs)} - {low}")
 
@@ -556,12 +565,8 @@ def _table2_accuracy(e: Mapping[str, Any]) -> Decision:
     floor = float(e["floor"])
     measured = ", ".join(f"{k} {_fmt(np.mean(v) if v else NAN, '.3f')}" for k, v in acc.items()) + \
         f" (floor {_fmt(floor)})"
-    stuck = _off_floor({k: acc.get(k, []) for k in ("oss distill", "qwq distill")}, floor, 0.1)
-    if stuck:
-        return _not_tested(measured, f"{', '.join(stuck)} not above the floor + 0.1: accuracy is not informative")
-    if _all_at_ceiling(acc):
-        return _not_tested(measured, f"every condition at the ceiling (mean >= {ACCURACY_CEILING}): accuracy is not "
-                                     "informative")
+    if (skip := _accuracy_uninformative(measured, acc, ("oss distill", "qwq distill"), floor, 0.1)) is not None:
+        return skip
     tests = [stats.welch(acc["MOLE-SYN (oss graph)"], acc["instruct distill"]),
              stats.welch(acc["oss distill"], acc["MOLE-SYN (oss graph)"]),
              stats.welch(acc["MOLE-SYN (qwq graph)"], acc["instruct distill"]),
@@ -598,11 +603,8 @@ def _ablation_graph(e: Mapping[str, Any]) -> Decision:
     floor = float(e["floor"])
     measured = ", ".join(f"{k} {_fmt(np.mean(v) if v else NAN, '.3f')}" for k, v in acc.items()) + \
         f" (floor {_fmt(floor)})"
-    if _off_floor({"teacher graph": acc["teacher graph"]}, floor, 0.1):
-        return _not_tested(measured, "teacher-graph students not above the floor + 0.1: accuracy is not informative")
-    if _all_at_ceiling(acc):
-        return _not_tested(measured, f"every condition at the ceiling (mean >= {ACCURACY_CEILING}): accuracy is not "
-                                     "informative")
+    if (skip := _accuracy_uninformative(measured, acc, ("teacher graph",), floor, 0.1)) is not None:
+        return skip
     worst = _least_significant(stats.welch(acc["teacher graph"], acc[c]) for c in controls)
     return _comparison_decision(worst, measured, ", ".join(controls), 2, "teacher graph - worst control")
 

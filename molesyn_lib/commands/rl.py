@@ -49,6 +49,8 @@ def run_rl_command(args: argparse.Namespace) -> int:
                       learning_rate=args.lr, epsilon=args.epsilon, epsilon_high=args.epsilon_high, beta=args.beta,
                       temperature=args.temperature, max_completion_length=args.max_completion_length,
                       format_weight=args.format_weight, overlong=args.overlong, overlong_cache=args.overlong_cache,
+                      num_iterations=args.num_iterations, steps_per_generation=args.steps_per_generation,
+                      dynamic_sampling=args.dynamic_sampling,
                       eval_every=args.eval_every, eval_samples=args.eval_samples, seed=args.seed,
                       threads=args.threads, progress=not args.quiet)
     student, init_dir = _load_init(args.init)
@@ -111,7 +113,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--max-completion-length", type=int, default=None, help="generation budget in tokens")
     parser.add_argument("--format-weight", type=float, default=0.0, help="weight of the format reward")
-    parser.add_argument("--overlong", action="store_true", help="add DAPO's soft overlong punishment")
+    parser.add_argument("--overlong", action=argparse.BooleanOptionalAction, default=True,
+                        help="DAPO's soft overlong punishment (default on)")
+    parser.add_argument("--num-iterations", type=int, default=2,
+                        help="policy updates per generation batch (DAPO/GRPO's mu; > 1 lets the clip range bind)")
+    parser.add_argument("--steps-per-generation", type=int, default=1,
+                        help="optimiser steps one generation batch is split into")
+    parser.add_argument("--dynamic-sampling", action=argparse.BooleanOptionalAction, default=True,
+                        help="filter groups whose rewards are all equal out of the loss (default on)")
     parser.add_argument("--overlong-cache", type=int, default=16, help="soft zone of the overlong punishment")
     parser.add_argument("--eval-every", type=int, default=10, help="held-out evaluation interval in steps")
     parser.add_argument("--eval-n", type=int, default=200, help="held-out tasks")
