@@ -96,7 +96,16 @@ CASES = {
     "ch2.emergence": {
         "reproduced": {"by_n": {100: LOW, 2000: HIGH}}, "partly": {"by_n": {100: NOISY_LOW, 2000: NOISY_HIGH}},
         "not reproduced": {"by_n": {100: HIGH, 2000: LOW}}, "not tested": {"by_n": {100: LOW}}},
-    "ch2.keywords": {"not tested": {"accuracy_gap": {"replace1": 0.01}, "structure_gap": 0.02}},
+    "ch2.keywords": {
+        "reproduced": {"cues_informative": True, "floor": 0.2, "accuracy": {
+            "500": {"original": [0.6, 0.62, 0.61], "removed": [0.4, 0.42, 0.41]},
+            "4000": {"original": [0.80, 0.82, 0.81], "replace1": [0.81, 0.80, 0.82], "removed": [0.81, 0.815, 0.805]}}},
+        "partly": {"cues_informative": True, "floor": 0.2, "accuracy": {
+            "4000": {"original": [0.80, 0.9, 0.7], "removed": [0.75, 0.85, 0.65]}}},
+        "not reproduced": {"cues_informative": True, "floor": 0.2, "accuracy": {
+            "4000": {"original": [0.80, 0.82, 0.81], "removed": [0.5, 0.52, 0.51]}}},
+        "not tested": {"cues_informative": False, "floor": 0.2, "accuracy": {
+            "4000": {"original": [0.80, 0.82, 0.81], "removed": [0.5, 0.52, 0.51]}}}},
     "ch2.isomers": {"not tested": {"rho": -0.3}},
     "ch2.mixing-structure": {
         "reproduced": {"single": HIGH, "mixed": LOW}, "partly": {"single": NOISY_HIGH, "mixed": NOISY_LOW},
@@ -232,11 +241,11 @@ def test_every_check_rule_can_return_each_result(claim_id, verdict):
 
 def test_every_rule_with_a_not_reproduced_branch_is_exercised():
     """Every claim that has a rule is covered above, and all but the deliberately undecidable ones (cue words that
-    carry no information, a near-circular measurement) can fail."""
+    carry no information is now decidable in the cue-marked syntax; a near-circular measurement is not) can fail."""
     decidable = {c for c, s in REGISTRY.items() if s.kind == "claim" and s.decide is not None}
     covered = set(CASES) | {"ch1.folding-deep", "ch1.folding-exploration"}
     assert decidable == covered
-    assert {c for c, v in CASES.items() if "not reproduced" not in v} == {"ch2.keywords", "ch2.isomers"}
+    assert {c for c, v in CASES.items() if "not reproduced" not in v} == {"ch2.isomers"}
     assert set(CHECKS) == {c for c, s in REGISTRY.items() if s.kind == "check"}
 
 

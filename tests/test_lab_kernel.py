@@ -87,3 +87,33 @@ def test_instruct_teacher_slips_at_the_teachers_rate_and_cannot_repair():
     assert 0.45 < kernel.data_accuracy(instruct) < 0.8  # 1 - 0.85**3 = 0.39 wrong, up to sampling
     assert kernel.data_accuracy(r1) > 0.95  # r1 repairs its slips by reflection
     assert not any("R" in (t.behaviors or []) or "E" in (t.behaviors or []) for t in instruct)
+
+
+@pytest.mark.slow
+def test_a_cue_syntax_run_writes_trains_and_evaluates_in_the_cue_syntax(tmp_cache, monkeypatch):
+    from molesyn_lib.lab import evaluate
+    from molesyn_lib.lab.experiments import phase_traces
+
+    run = replace(micro_run("qwq"), syntax="cue")
+    traces = phase_traces(run.phases[0], run, make_splits(40, 6, TASK, run.task_seed).train, 0)
+    assert not any("[" in step or "~" in step for t in traces for step in t.steps)  # no marked R/E forms
+    assert any(b in ("R", "E") for t in traces for b in t.behaviors)
+    seen: list[str] = []
+    evaluate_student = evaluate.evaluate_student
+
+    def recording(student, tasks, config, *args, **kwargs):
+        seen.append(config.syntax)
+        return evaluate_student(student, tasks, config, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "evaluate_student", recording)
+    record = run_one(run, cache=False)
+    assert seen == ["cue"] and record["syntax"] == "cue" and record["key"] != micro_run("qwq").key()
+
+
+def test_accuracy_by_size_groups_seeds_in_order():
+    from molesyn_lib.lab.experiments import accuracy_by_size
+
+    records = [{"n_traces": 500, "keywords": "removed", "seed": 1, "acc_greedy": 0.3},
+               {"n_traces": 500, "keywords": "removed", "seed": 0, "acc_greedy": 0.2},
+               {"n_traces": 500, "keywords": "original", "seed": 0, "acc_greedy": 0.5}]
+    assert accuracy_by_size(records) == {"500": {"removed": [0.2, 0.3], "original": [0.5]}}

@@ -20,6 +20,10 @@ every completion with the lab's ground-truth parser (:mod:`.grammar`) and report
   continuations that still reach the right answer, ``repair_fix_rate`` the share that write an R step correcting
   exactly the injected step. A student that only propagates values scores 0 on both.
 
+Every completion is parsed in the run's step syntax (``EvalConfig.syntax``; :data:`~.grammar.SYNTAXES`): in the
+``cue`` syntax behaviours come from replaying the completion on its task, never from its cue words, so students
+trained with or without cues are measured alike.
+
 The sampled traces come back as :class:`~molesyn_lib.traces.Trace` objects (:func:`student_traces`), so the
 Chapter 1 labellers can label them like real traces. :class:`BehaviorProbe` is a trainer callback that samples at a
 few points during training and records the behaviour entropy and graph correlation (the isomer experiment's
@@ -56,6 +60,7 @@ class EvalConfig:
         max_new_tokens: generation budget (default: 1.5 x the longest training completion).
         seed: sampling and probe seed.
         keep_samples: sampled completions returned as traces.
+        syntax: the step syntax completions are parsed in (:data:`~.grammar.SYNTAXES`).
     """
 
     greedy: bool = True
@@ -66,6 +71,7 @@ class EvalConfig:
     max_new_tokens: int | None = None
     seed: int = 0
     keep_samples: int = 200
+    syntax: str = "marked"
 
 
 @dataclass
@@ -86,10 +92,10 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
 
-def completion_metrics(tasks: Sequence[ChainTask], completions: Sequence[str], suffix: str) -> tuple[
-        dict[str, float], list[ParsedCompletion]]:
+def completion_metrics(tasks: Sequence[ChainTask], completions: Sequence[str], suffix: str,
+                       syntax: str = "marked") -> tuple[dict[str, float], list[ParsedCompletion]]:
     """Accuracy, answer rate, length and step-error metrics of completions (keys end in ``_<suffix>``)."""
-    parsed = [parse_completion(c) for c in completions]
+    parsed = [parse_completion(c, t, syntax) for t, c in zip(tasks, completions)]
     stats = [replay(t, p) for t, p in zip(tasks, parsed)]
     n_compute = sum(s.n_compute for s in stats)
     n_steps = sum(s.n_steps for s in stats)
@@ -128,11 +134,11 @@ def structure_metrics(parsed: Sequence[ParsedCompletion], references: Mapping[st
 
 
 def student_traces(tasks: Sequence[ChainTask], completions: Sequence[str], model: str = "student",
-                   seed: int = 0) -> list[Trace]:
+                   seed: int = 0, syntax: str = "marked") -> list[Trace]:
     """Completions as :class:`Trace` objects (well-formed steps, their parsed behaviours as ``behaviors``)."""
     traces = []
     for index, (task, text) in enumerate(zip(tasks, completions)):
-        parsed = parse_completion(text)
+        parsed = parse_completion(text, task, syntax)
         kept = [s for s in parsed.steps if s.behavior is not None]
         traces.append(Trace(trace_id=f"{model}-s{seed}-{index}", steps=[s.text for s in kept], model=model,
                             question=task.question, answer=str(task.answer),
@@ -156,7 +162,7 @@ def injected_prefix(task: ChainTask, rng: random.Random) -> tuple[str, int]:
 
 
 def self_correction(student: Student, tasks: Sequence[ChainTask], seed: int = 0, batch_size: int = 256,
-                    max_new_tokens: int | None = None) -> dict[str, float]:
+                    max_new_tokens: int | None = None, syntax: str = "marked") -> dict[str, float]:
     """The injection probe (see module docstring): ``repair_rate``, ``repair_fix_rate``, ``inject_n``."""
     if not tasks:
         return {}
@@ -166,7 +172,7 @@ def self_correction(student: Student, tasks: Sequence[ChainTask], seed: int = 0,
     outputs = student.generate(prompts, temperature=0.0, batch_size=batch_size, max_new_tokens=max_new_tokens)
     repaired = fixed = 0
     for task, (prefix, j), output in zip(tasks, prefixes, outputs):
-        parsed = parse_completion(prefix + output)
+        parsed = parse_completion(prefix + output, task, syntax)
         stats = replay(task, parsed)
         repaired += stats.correct
         injected = parsed.steps[j - 1]
@@ -189,19 +195,21 @@ def evaluate_student(student: Student, tasks: Sequence[ChainTask], config: EvalC
     if config.greedy:
         greedy = student.generate(prompts, temperature=0.0, batch_size=config.batch_size,
                                   max_new_tokens=config.max_new_tokens)
-        greedy_metrics, _ = completion_metrics(tasks, greedy, "greedy")
+        greedy_metrics, _ = completion_metrics(tasks, greedy, "greedy", config.syntax)
         metrics.update(greedy_metrics)
     sample_tasks = [t for t in tasks for _ in range(config.n_samples)]
     sampled = student.generate([t.prompt for t in sample_tasks], temperature=config.temperature,
                                batch_size=config.batch_size, max_new_tokens=config.max_new_tokens, seed=config.seed)
-    sampled_metrics, parsed = completion_metrics(sample_tasks, sampled, "sampled")
+    sampled_metrics, parsed = completion_metrics(sample_tasks, sampled, "sampled", config.syntax)
     metrics.update(sampled_metrics)
     shape, graph = structure_metrics(parsed, references, name)
     metrics.update(shape)
     if config.inject:
         metrics.update(self_correction(student, tasks[: config.inject], seed=config.seed,
-                                       batch_size=config.batch_size, max_new_tokens=config.max_new_tokens))
-    samples = student_traces(sample_tasks[: config.keep_samples], sampled[: config.keep_samples], name, config.seed)
+                                       batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
+                                       syntax=config.syntax))
+    samples = student_traces(sample_tasks[: config.keep_samples], sampled[: config.keep_samples], name, config.seed,
+                             config.syntax)
     return EvalReport(metrics=metrics, student_graph=graph, samples=samples, greedy_completions=greedy)
 
 
@@ -212,11 +220,12 @@ class BehaviorProbe(TrainerCallback):
     it samples one completion per probe task at ``temperature`` and appends to :attr:`records` a dict with
     ``step``, ``fraction`` (of the run), ``behavior_entropy``, ``entropy_rate``, ``share_<b>``, ``malformed``,
     ``acc`` and ``pearson_<ref>`` for each reference. Sampling is seeded and does not disturb training randomness.
+    Completions are parsed in ``syntax`` (:data:`~.grammar.SYNTAXES`).
     """
 
     def __init__(self, student: Student, tasks: Sequence[ChainTask], references: Mapping[str, TransferGraph] | None = None,
                  n_points: int = 4, at_steps: Sequence[int] | None = None, temperature: float = 1.0, seed: int = 0,
-                 offset_steps: int = 0):
+                 offset_steps: int = 0, syntax: str = "marked"):
         self.student = student
         self.tasks = list(tasks)
         self.references = dict(references or {})
@@ -225,6 +234,7 @@ class BehaviorProbe(TrainerCallback):
         self.temperature = temperature
         self.seed = seed
         self.offset_steps = offset_steps
+        self.syntax = syntax
         self.max_steps = 0
         self.records: list[dict[str, float]] = []
 
@@ -240,7 +250,7 @@ class BehaviorProbe(TrainerCallback):
             self.student.model = model
         completions = self.student.generate([t.prompt for t in self.tasks], temperature=self.temperature,
                                             seed=self.seed + state.global_step)
-        basic, parsed = completion_metrics(self.tasks, completions, "sampled")
+        basic, parsed = completion_metrics(self.tasks, completions, "sampled", self.syntax)
         shape, _ = structure_metrics(parsed, self.references)
         record = {"step": float(state.global_step + self.offset_steps),
                   "fraction": state.global_step / max(1, self.max_steps),

@@ -72,6 +72,7 @@ from typing import Any
 
 from ..errors import MolesynError, lookup
 from ..runcache import cache_subdir, config_key, run_cached_grid
+from .grammar import SYNTAXES
 from .kernel import (
     LAB_VERSION,
     SFTPhase,
@@ -133,6 +134,9 @@ class RunConfig:
         graphs_dir: a folder of measured graphs whose ``<preset>.json`` replaces a preset teacher's built-in graph
             (``str(lab.measured_graphs_dir())`` for Chapter 1's); ``None``: the built-in lab graphs. Not part of the
             cache key itself: the resolved teacher graphs are.
+        syntax: the step syntax of the training data and of the evaluation's parser (:data:`~.grammar.SYNTAXES`):
+            ``"marked"`` (default; not written into the cache key, so earlier keys stay valid) or ``"cue"`` (R and E
+            steps marked only by their cue words).
         condition: display label (not part of the cache key).
     """
 
@@ -154,13 +158,20 @@ class RunConfig:
     probe_tasks: int = 64
     references: tuple[str, ...] = ("r1", "qwq", "oss", "instruct")
     graphs_dir: str | None = None
+    syntax: str = "marked"
     condition: str = ""
+
+    def __post_init__(self) -> None:
+        if self.syntax not in SYNTAXES:
+            raise MolesynError(f"unknown step syntax {self.syntax!r}; expected one of {', '.join(SYNTAXES)}")
 
     def describe(self) -> dict[str, Any]:
         """Everything that determines the run's result (the cache key's content)."""
         record = asdict(self)
         record.pop("condition")
         record.pop("graphs_dir")
+        if self.syntax == "marked":
+            record.pop("syntax")
         teachers = sorted({t for p in self.phases for t in p.teachers} | set(self.references))
         record["teacher_specs"] = {name: describe_source(name, self.graphs_dir) for name in teachers}
         record["lab_version"] = LAB_VERSION
@@ -248,7 +259,7 @@ def phase_traces(phase: Phase, config: RunConfig, tasks: Sequence[Any], phase_in
     for k, name in enumerate(phase.teachers):
         indices = list(range(k, len(chosen), n))
         written = source_traces(name, [chosen[i] for i in indices], seed=config.seed * 1000 + phase_index,
-                                task_config=config.task, graphs_dir=config.graphs_dir)
+                                task_config=config.task, graphs_dir=config.graphs_dir, syntax=config.syntax)
         for i, trace in zip(indices, written):
             traces[i] = trace
     if phase.keywords != "original":
@@ -278,7 +289,7 @@ def _execute(config: RunConfig, keep_model: bool) -> dict[str, Any]:
     probe = None
     if config.probe_points > 0:
         probe = partial(BehaviorProbe, tasks=splits.test[: config.probe_tasks], references=references,
-                        n_points=config.probe_points, seed=config.seed)
+                        n_points=config.probe_points, seed=config.seed, syntax=config.syntax)
     total_share = sum(p.budget_share for p in config.phases)
     phases = [SFTPhase(traces, epochs=config.epochs,
                        token_budget=None if config.token_budget is None
@@ -294,7 +305,8 @@ def _execute(config: RunConfig, keep_model: bool) -> dict[str, Any]:
         "task_length": config.task.length, "token_budget": config.token_budget,
         **trained.record(), **data_record(all_data, references),
         **evaluation_record(trained, splits.test, references, config.temperature, config.inject, config.seed,
-                            config.label(), n_samples=50),
+                            config.label(), n_samples=50, syntax=config.syntax),
+        "syntax": config.syntax,
         "trajectory": trained.probe.records if trained.probe is not None else [],
         "config": config.describe(),
     }
@@ -339,11 +351,18 @@ def emergence_grid(p: str | Profile = "smoke", teacher: str = "r1", sizes: Seque
 
 
 def keyword_grid(p: str | Profile = "smoke", teacher: str = "qwq", variants: Sequence[str] = VARIANTS,
-                 sizes: Sequence[int] | None = None) -> list[RunConfig]:
-    """Experiment 2: cue words replaced by two synonym sets or removed, at each data size (token-matched)."""
+                 sizes: Sequence[int] | None = None, syntax: str = "marked") -> list[RunConfig]:
+    """Experiment 2: cue words replaced by two synonym sets or removed, at each data size (token-matched).
+
+    ``syntax="cue"`` writes R and E steps in the plain step syntax, marked only by their cues (see :mod:`.grammar`),
+    so that replacing or removing cues can hurt; ``"marked"`` (default) keeps the content-marked steps, where it
+    cannot. Conditions are ``<variant> n=<size>`` (just ``<variant>`` for one size) in both syntaxes; the syntax is
+    in every config (and, for ``"cue"``, in its cache key).
+    """
     p = profile(p)
     sizes = tuple(sizes or p.data_sizes[-1:])
-    configs = [p.base(phases=(Phase((teacher,), n, keywords=v),), condition=f"{v} n={n}" if len(sizes) > 1 else v)
+    configs = [p.base(phases=(Phase((teacher,), n, keywords=v),), syntax=syntax,
+                      condition=f"{v} n={n}" if len(sizes) > 1 else v)
                for n in sizes for v in variants]
     return seeds_of(configs, p.seeds)
 
@@ -409,6 +428,18 @@ def summarize(records: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("a
     return pd.DataFrame(rows)
 
 
+def accuracy_by_size(records: Sequence[Mapping[str, Any]], metric: str = "acc_greedy"
+                     ) -> dict[str, dict[str, list[float]]]:
+    """Per data size (``n_traces``, as a string key) and keyword variant: the seeds' ``metric`` in seed order (the
+    evidence of the keyword claim, :func:`molesyn_lib.claims.decide` ``ch2.keywords``)."""
+    table: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for r in records:
+        table.setdefault(str(r["n_traces"]), {}).setdefault(str(r["keywords"]), []).append(
+            (int(r["seed"]), float(r[metric])))
+    return {n: {v: [value for _, value in sorted(pairs)] for v, pairs in variants.items()}
+            for n, variants in table.items()}
+
+
 def trajectory_frame(records: Sequence[Mapping[str, Any]]) -> Any:
     """The entropy-probe trajectories as one long DataFrame (condition, seed, step, fraction, metrics...)."""
     import pandas as pd
@@ -419,7 +450,7 @@ def trajectory_frame(records: Sequence[Mapping[str, Any]]) -> Any:
 
 
 __all__ = [
-    "LAB_VERSION", "PROFILES", "Phase", "Profile", "RunConfig", "emergence_grid", "imitation_grid", "isomer_grid",
+    "LAB_VERSION", "PROFILES", "Phase", "Profile", "RunConfig", "accuracy_by_size", "emergence_grid", "imitation_grid", "isomer_grid",
     "keyword_grid", "mixing_grid", "profile", "records_frame", "run_grid", "run_one", "summarize",
     "trajectory_frame",
 ]

@@ -24,12 +24,38 @@ in the written (raw) result, off by one; later steps compute from the wrong valu
 :class:`ChainState` is the running rationale (used by teachers and the weak writer); :func:`parse_completion` and
 :func:`replay` recover behaviours, arithmetic errors, operand-tracking errors and the outcome of every reflection
 from any text in this grammar (a student's sampled output included).
+
+**Two syntaxes** (:data:`SYNTAXES`). The table above is the default ``"marked"`` syntax, where the content alone
+determines the behaviour and the cue carries no information. In the ``"cue"`` syntax R and E steps are written in
+the plain N/D step syntax, so only the cue marks them and replacing or removing cues removes information:
+
+========  =====================================  ==========================================================
+behaviour cue syntax                             notes
+========  =====================================  ==========================================================
+N / D     ``6+8=4`` / ``6+8=14=4``               as in the marked syntax
+E         ``alternatively 6+2=8``                the alternative route's computation (``7*6=42=2`` for
+                                                 ``3*4``; ``6-8~6+2=8`` in the marked syntax)
+R         ``wait 9-3=6``                         the earlier step recomputed: same result as written =
+                                                 confirmed, another result = corrected (chain redone from it)
+R hollow  ``wait 6``                             the bare current value
+E hollow  (none)                                 not expressible: :meth:`ChainState.hollow` raises
+========  =====================================  ==========================================================
+
+Without its cue an R or E step has exactly the form of an N (or D) step; the parser recovers behaviours by
+replaying the step sequence on the task (:func:`resolve_cue_steps`, cues are never read): a step computing the
+chain's next operation(s) from the current value advances (N, or D when it writes the unreduced intermediate); else
+a one-operation step computing the next operation by the alternative route is E; else a step recomputing a live
+earlier computation (same left operand and operations, latest first) is R; anything else is an N/D step with a
+tracking error. Where a teacher's intended step would read otherwise (an exploration whose route equals the direct
+one, ``5*5`` mod 10; a re-check identical to the next computation or to its alternative route) the writer writes
+what the parser reads: the direct computation without cue, or a re-check of the latest unambiguous computation (a
+hollow R when there is none), so gold behaviours always equal the parser's.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .tasks import ChainTask, apply_op
 
@@ -37,6 +63,8 @@ STEP_SEPARATOR = ";"
 ANSWER_PREFIX = "A "
 OK = "ok"
 NOT = "not"
+#: Step syntaxes (see module docstring): ``marked`` (the content marks R/E) and ``cue`` (only the cue does).
+SYNTAXES = ("marked", "cue")
 
 _OPS = r"((?:[-+*]\d+)+)"
 _CONTENT_START = re.compile(r"[\d\[~]")
@@ -47,6 +75,8 @@ _R_RE = re.compile(rf"^\[(\d+){_OPS}=(\d+) (?:({OK})|{NOT} (\d+))\]$")
 _R_HOLLOW_RE = re.compile(rf"^\[(\d+) {OK}\]$")
 _E_HOLLOW_RE = re.compile(r"^~(\d+)$")
 _ANSWER_RE = re.compile(r"^A (-?\d+)$")
+_PLAIN_RE = re.compile(rf"^(\d+){_OPS}=(-?\d+)(?:=(\d+))?$")
+_VALUE_RE = re.compile(r"^(\d+)$")
 _OP_PAIR_RE = re.compile(r"([-+*])(\d+)")
 
 Ops = tuple[tuple[str, int], ...]
@@ -85,6 +115,12 @@ def alternative_route(value: int, op: str, operand: int, modulus: int) -> tuple[
     return modulus - value, "*", modulus - operand
 
 
+def check_syntax(syntax: str) -> str:
+    if syntax not in SYNTAXES:
+        raise ValueError(f"unknown step syntax {syntax!r}; expected one of {', '.join(SYNTAXES)}")
+    return syntax
+
+
 def join_cue(cue: str, content: str) -> str:
     return f"{cue} {content}" if cue else content
 
@@ -120,6 +156,23 @@ class Computation:
         return self.result != self.true_result(modulus)
 
 
+def resolve_plain(task: ChainTask, value: int, pos: int, live: Sequence[Computation], lhs_value: int,
+                  ops: Ops) -> tuple[str, int | None]:
+    """What a plain (cue-syntax) computation ``lhs_value ops = ...`` does at chain position ``pos`` (current
+    ``value``, live computations ``live``): ``("advance", None)``, ``("explore", None)``, ``("recheck", j)`` (``j``:
+    the latest live computation with that left side) or ``("unmatched", None)``; see the module docstring."""
+    if lhs_value == value and ops == tuple(task.ops[pos: pos + len(ops)]):
+        return "advance", None
+    if len(ops) == 1 and pos < len(task.ops):
+        op, b = task.ops[pos]
+        if (lhs_value, *ops[0]) == alternative_route(value, op, b, task.modulus):
+            return "explore", None
+    for j in range(len(live) - 1, -1, -1):
+        if live[j].value == lhs_value and live[j].ops == ops:
+            return "recheck", j
+    return "unmatched", None
+
+
 @dataclass
 class ChainState:
     """The running rationale on one task: written steps, their behaviours, and the live computations.
@@ -137,20 +190,21 @@ class ChainState:
     n_slips: int = 0
     n_fixes: int = 0
     answer: int | None = None
+    syntax: str = "marked"
 
     @classmethod
-    def start(cls, task: ChainTask) -> ChainState:
-        return cls(task=task, value=task.start % task.modulus)
+    def start(cls, task: ChainTask, syntax: str = "marked") -> ChainState:
+        """A fresh rationale on ``task`` written in ``syntax`` (:data:`SYNTAXES`)."""
+        return cls(task=task, value=task.start % task.modulus, syntax=check_syntax(syntax))
 
     @classmethod
-    def from_steps(cls, task: ChainTask, steps: Sequence[str]) -> ChainState:
+    def from_steps(cls, task: ChainTask, steps: Sequence[str], syntax: str = "marked") -> ChainState:
         """Rebuild the state after already written ``steps`` (as parsed; malformed and answer steps are skipped).
 
         Computations are taken as written (at the chain's current position); a correcting reflection rewinds.
         """
-        state = cls.start(task)
-        for text in steps:
-            step = parse_step(text)
+        state = cls.start(task, syntax)
+        for text, step in zip(steps, parse_steps(steps, task, syntax)):
             if step.behavior is None:
                 continue
             state.steps.append(text.strip())
@@ -240,8 +294,14 @@ class ChainState:
         raw = apply_op(alt_value, alt_op, alt_b) + slip
         result = raw % self.modulus
         tail = f"={result}" if raw == result else f"={raw}={result}"
-        content = f"{self.value}{op}{b}~{alt_value}{alt_op}{alt_b}{tail}"
-        return self._commit("E", cue, content, ops, result, slip)
+        if self.syntax == "marked":
+            return self._commit("E", cue, f"{self.value}{op}{b}~{alt_value}{alt_op}{alt_b}{tail}", ops, result, slip)
+        if self._resolve(alt_value, ((alt_op, alt_b),))[0] != "explore":  # the route is the direct one (5*5)
+            return self.compute("N" if raw == result else "D", slip=slip)
+        return self._commit("E", cue, f"{alt_value}{alt_op}{alt_b}{tail}", ops, result, slip)
+
+    def _resolve(self, lhs_value: int, ops: Ops) -> tuple[str, int | None]:
+        return resolve_plain(self.task, self.value, self.pos, self.computations, lhs_value, ops)
 
     def _commit(self, behavior: str, cue: str, content: str, ops: Ops, result: int, slip: int) -> str:
         self.computations.append(Computation(step=len(self.steps), value=self.value, ops=ops, start=self.pos,
@@ -253,12 +313,17 @@ class ChainState:
 
     def reflect(self, target: int, cue: str = "") -> str:
         """Write an R step re-checking live computation ``target``; a wrong one is corrected and the chain rewound."""
+        if self.syntax == "cue":
+            chosen = self._readable_target(target)
+            if chosen is None:
+                return self.hollow("R", cue)
+            target = chosen
         comp = self.computations[target]
         true = comp.true_result(self.modulus)
         lhs = f"{comp.value}{ops_text(comp.ops)}={true}"
         if comp.result == true:
-            return self._append("R", cue, f"[{lhs} {OK}]")
-        content = f"[{lhs} {NOT} {comp.result}]"
+            return self._append("R", cue, lhs if self.syntax == "cue" else f"[{lhs} {OK}]")
+        content = lhs if self.syntax == "cue" else f"[{lhs} {NOT} {comp.result}]"
         del self.computations[target + 1:]
         comp.result = true
         self.value = true
@@ -269,10 +334,22 @@ class ChainState:
     def hollow(self, behavior: str, cue: str = "") -> str:
         """Write an R or E step that has the form of a reflection/exploration but does no work."""
         if behavior == "R":
-            return self._append("R", cue, f"[{self.value} {OK}]")
+            return self._append("R", cue, str(self.value) if self.syntax == "cue" else f"[{self.value} {OK}]")
+        if behavior == "E" and self.syntax == "cue":
+            raise ValueError("a hollow E step has no form in the cue syntax (it would read as a hollow R)")
         if behavior == "E":
             return self._append("E", cue, f"~{self.value}")
         raise ValueError("hollow steps are R or E")
+
+    def _readable_target(self, target: int) -> int | None:
+        """Cue syntax: ``target`` if the parser reads its re-check as one, else the latest live computation whose
+        re-check it reads as such (``None``: none; see module docstring)."""
+        order = [target] + [j for j in range(len(self.computations) - 1, -1, -1) if j != target]
+        for j in order:
+            comp = self.computations[j]
+            if self._resolve(comp.value, comp.ops) == ("recheck", j):
+                return j
+        return None
 
     def finish(self) -> str:
         """The final answer line (not a step)."""
@@ -309,7 +386,7 @@ class ParsedStep:
 
 
 def parse_step(text: str) -> ParsedStep:
-    """Classify one step by its content (the cue is ignored)."""
+    """Classify one marked-syntax step by its content (the cue is ignored)."""
     cue, content = split_cue(text)
     if m := _R_RE.match(content):
         return ParsedStep(text, cue, content, "R", value=int(m.group(1)), ops=parse_ops(m.group(2)),
@@ -334,6 +411,69 @@ def parse_step(text: str) -> ParsedStep:
     return ParsedStep(text, cue, content, None)
 
 
+def parse_plain_step(text: str) -> ParsedStep:
+    """Read one cue-syntax step's form (the cue is ignored): a computation gets the provisional behaviour of its form
+    (N, or D with an unreduced intermediate), a bare value is a hollow R; :func:`resolve_cue_steps` decides the
+    rest."""
+    cue, content = split_cue(text)
+    if m := _VALUE_RE.match(content):
+        return ParsedStep(text, cue, content, "R", value=int(m.group(1)), result=int(m.group(1)), verdict=OK,
+                          hollow=True)
+    if m := _PLAIN_RE.match(content):
+        derived = m.group(4) is not None
+        return ParsedStep(text, cue, content, "D" if derived else "N", value=int(m.group(1)),
+                          ops=parse_ops(m.group(2)), raw=int(m.group(3)) if derived else None,
+                          result=int(m.group(4) if derived else m.group(3)))
+    return ParsedStep(text, cue, content, None)
+
+
+def _as_recheck(step: ParsedStep, comp: Computation) -> ParsedStep:
+    verdict = OK if step.result == comp.result else NOT
+    return replace(step, behavior="R", verdict=verdict, claimed=comp.result if verdict == NOT else None)
+
+
+def _as_explore(step: ParsedStep, value: int, op: str, operand: int) -> ParsedStep:
+    alt = (step.value or 0, *step.ops[0])
+    raw = step.raw if step.raw is not None else step.result
+    return replace(step, behavior="E", value=value, ops=((op, operand),), raw=raw, alt=alt)  # type: ignore[arg-type]
+
+
+def resolve_cue_steps(task: ChainTask, steps: Sequence[ParsedStep]) -> list[ParsedStep]:
+    """Behaviours of cue-syntax steps (from :func:`parse_plain_step`) by replaying them on ``task`` (see module
+    docstring): the same chain state :func:`replay` keeps, so R steps re-check the computation replay targets."""
+    value, pos = task.start % task.modulus, 0
+    live: list[Computation] = []
+    out: list[ParsedStep] = []
+    for step in steps:
+        if step.behavior is None or step.hollow or step.result is None:
+            out.append(step)
+            continue
+        kind, target = resolve_plain(task, value, pos, live, step.value or 0, step.ops)
+        if kind == "recheck" and target is not None:
+            comp = live[target]
+            out.append(_as_recheck(step, comp))
+            if step.result != comp.result:
+                del live[target + 1:]
+                comp.result = step.result
+                value, pos = comp.result, comp.end
+            continue
+        if kind == "explore":
+            step = _as_explore(step, value, *task.ops[pos])
+        live.append(Computation(step=len(out), value=step.value or 0, ops=step.ops, start=pos, result=step.result))
+        value, pos = step.result, pos + len(step.ops)
+        out.append(step)
+    return out
+
+
+def parse_steps(texts: Sequence[str], task: ChainTask | None = None, syntax: str = "marked") -> list[ParsedStep]:
+    """Parse steps written in ``syntax``; the cue syntax needs the ``task`` (behaviours come from replay)."""
+    if check_syntax(syntax) == "marked":
+        return [parse_step(t) for t in texts]
+    if task is None:
+        raise ValueError("parsing the cue syntax needs the task (behaviours are recovered by replay)")
+    return resolve_cue_steps(task, [parse_plain_step(t) for t in texts])
+
+
 @dataclass
 class ParsedCompletion:
     """A completion cut into parsed steps, plus its final answer (``None`` when there is none)."""
@@ -351,9 +491,10 @@ class ParsedCompletion:
         return sum(s.behavior is None for s in self.steps)
 
 
-def parse_completion(text: str) -> ParsedCompletion:
-    """Parse ``step;step;...;A 3`` (anything after the answer is ignored)."""
-    steps: list[ParsedStep] = []
+def parse_completion(text: str, task: ChainTask | None = None, syntax: str = "marked") -> ParsedCompletion:
+    """Parse ``step;step;...;A 3`` written in ``syntax`` (anything after the answer is ignored); the cue syntax
+    needs the ``task``."""
+    parts: list[str] = []
     answer = None
     for part in text.split(STEP_SEPARATOR):
         part = part.strip()
@@ -362,8 +503,8 @@ def parse_completion(text: str) -> ParsedCompletion:
         if m := _ANSWER_RE.match(part):
             answer = int(m.group(1))
             break
-        steps.append(parse_step(part))
-    return ParsedCompletion(steps=steps, answer=answer)
+        parts.append(part)
+    return ParsedCompletion(steps=parse_steps(parts, task, syntax), answer=answer)
 
 
 @dataclass

@@ -87,12 +87,15 @@ def describe_source(name: str, graphs_dir: str | Path | None = None, writer: Lab
 
 
 def source_traces(name: str, tasks: Sequence[ChainTask], seed: int, task_config: TaskConfig,
-                  graphs_dir: str | Path | None = None, writer: LabWriter | None = None) -> list[Trace]:
-    """The traces data source ``name`` writes on ``tasks`` (one per task, in order)."""
+                  graphs_dir: str | Path | None = None, writer: LabWriter | None = None,
+                  syntax: str = "marked") -> list[Trace]:
+    """The traces data source ``name`` writes on ``tasks`` (one per task, in order), in step ``syntax``
+    (:data:`~.grammar.SYNTAXES`: ``marked`` or ``cue``, where only the cue word marks a reflection/exploration)."""
     if is_molesyn(name):
         return list(synthesize_lab_traces(walk_graph(name, graphs_dir), list(tasks), seed=seed,
-                                          writer=writer or LabWriter(), max_steps=MOLESYN_MAX_STEPS))
-    return list(Teacher(name, graphs_dir=graphs_dir).traces(list(tasks), seed=seed, task_config=task_config))
+                                          writer=writer or LabWriter(), max_steps=MOLESYN_MAX_STEPS, syntax=syntax))
+    return list(Teacher(name, graphs_dir=graphs_dir).traces(list(tasks), seed=seed, task_config=task_config,
+                                                            syntax=syntax))
 
 
 def reference_graphs(names: Sequence[str], train_tasks: Sequence[ChainTask], task_config: TaskConfig,
@@ -190,14 +193,16 @@ def data_record(traces: Sequence[Trace], references: Mapping[str, TransferGraph]
 
 
 def evaluation_record(trained: TrainedStudent, test_tasks: Sequence[ChainTask], references: Mapping[str, TransferGraph],
-                      temperature: float, inject: int, seed: int, label: str, n_samples: int) -> dict[str, Any]:
+                      temperature: float, inject: int, seed: int, label: str, n_samples: int,
+                      syntax: str = "marked") -> dict[str, Any]:
     """Evaluate the trained student (:func:`~.evaluate.evaluate_student`) and return its record fields: metrics,
     student graph, reference graphs, the first ``n_samples`` samples and ``eval_seconds``."""
     from .evaluate import EvalConfig, evaluate_student
 
     started = time.perf_counter()
     report = evaluate_student(trained.student, test_tasks, EvalConfig(temperature=temperature, inject=inject,
-                                                                       seed=seed), dict(references), name=label)
+                                                                       seed=seed, syntax=syntax),
+                              dict(references), name=label)
     return {**report.metrics, "eval_seconds": round(time.perf_counter() - started, 2),
             "student_graph": report.student_graph.to_dict(),
             "reference_graphs": {name: graph.to_dict() for name, graph in references.items()},

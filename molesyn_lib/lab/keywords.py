@@ -1,12 +1,16 @@
 """Teachers' surface phrasing ("keywords") and the paper's keyword-replacement test (Fig. 6c).
 
 Every lab step is ``[cue ]content`` (see :mod:`.grammar`): the cue is the teacher's cue word for the step's
-behaviour ("wait", "hmm", "alternatively", "so", ...) and carries no information the content does not. Each teacher
-has its own :class:`CueStyle`. :func:`replace_keywords` rewrites the cues of existing traces with one of two
-synonym sets (``replace1``: close synonyms; ``replace2``: a second, looser set built from the paper's list - revise,
-reconsider, "i might be wrong", self critique, double check, ...) or removes them (``removed``), leaving every
-step's content and gold behaviour untouched. The paper replaces each keyword by a synonym drawn at random from the
-set; so do we (seeded).
+behaviour ("wait", "hmm", "alternatively", "so", ...). In the default ``marked`` step syntax it carries no
+information the content does not (R and E contents are bracketed or use ``~``), so replacing or removing cues
+cannot hurt by construction. In the ``cue`` syntax R and E steps are written like plain N steps
+(``wait 9-3=6``, ``alternatively 6+2=8``) and only the cue says that a step re-checks or takes another route:
+there, ``removed`` deletes information (what is left is recoverable only by replaying the whole chain), and the
+synonym sets keep it under other words. Each teacher has its own :class:`CueStyle`. :func:`replace_keywords`
+rewrites the cues of existing traces (of either syntax) with one of two synonym sets (``replace1``: close
+synonyms; ``replace2``: a second, looser set built from the paper's list - revise, reconsider, "i might be wrong",
+self critique, double check, ...) or removes them (``removed``), leaving every step's content and gold behaviour
+untouched. The paper replaces each keyword by a synonym drawn at random from the set; so do we (seeded).
 """
 from __future__ import annotations
 
@@ -118,7 +122,8 @@ def replace_keywords(traces: Iterable[Trace], variant: str, seed: int = 0,
                      report: ReplacementReport | None = None) -> list[Trace]:
     """Copies of ``traces`` with every step's cue replaced (``replace1``/``replace2``) or removed (``removed``).
 
-    Content, gold behaviours, question and answer are unchanged; ``meta["keywords"]`` records the variant.
+    Content, gold behaviours, question and answer are unchanged; ``meta["keywords"]`` records the variant. Works on
+    both step syntaxes (the cue is the text before the content's first digit, ``[`` or ``~``).
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown keyword variant {variant!r}; expected one of {', '.join(VARIANTS)}")

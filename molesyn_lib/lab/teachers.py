@@ -223,9 +223,11 @@ class WrittenTrace:
         return render_completion(self.state.steps, self.final)
 
 
-def write_trace(spec: TeacherSpec, policy: np.ndarray, task: ChainTask, rng: random.Random) -> WrittenTrace:
-    """Write one trace of ``task`` with base matrix ``policy`` (see module docstring for the state effects)."""
-    state = ChainState.start(task)
+def write_trace(spec: TeacherSpec, policy: np.ndarray, task: ChainTask, rng: random.Random,
+                syntax: str = "marked") -> WrittenTrace:
+    """Write one trace of ``task`` with base matrix ``policy`` (see module docstring for the state effects), in the
+    step ``syntax`` of :mod:`.grammar` (hollow, i.e. ``icl``, teachers only in the marked one)."""
+    state = ChainState.start(task, syntax)
     r, e = STATE_INDEX["R"], STATE_INDEX["E"]
     current: str | None = None
     horizon = rng.randint(*spec.horizon) if spec.hollow else 0
@@ -331,19 +333,22 @@ class Teacher:
             return self.spec.target_matrix
         return calibrate_policy(self.spec, task_config)
 
-    def write(self, tasks: Sequence[ChainTask], seed: int = 0,
-              task_config: TaskConfig | None = None) -> list[WrittenTrace]:
-        """Write one trace per task, seeded (one RNG stream over all tasks)."""
+    def write(self, tasks: Sequence[ChainTask], seed: int = 0, task_config: TaskConfig | None = None,
+              syntax: str = "marked") -> list[WrittenTrace]:
+        """Write one trace per task in step ``syntax``, seeded (one RNG stream over all tasks; the policy is
+        calibrated in the marked syntax, whose behaviour sequences the cue syntax keeps up to rare rewrites)."""
         if not tasks:
             return []
         policy = self.policy(task_config or _task_config_of(tasks))
         rng = random.Random(seed)
-        return [write_trace(self.spec, policy, task, rng) for task in tasks]
+        return [write_trace(self.spec, policy, task, rng, syntax) for task in tasks]
 
-    def traces(self, tasks: Sequence[ChainTask], seed: int = 0, task_config: TaskConfig | None = None) -> Corpus:
-        """Traces in the project format (``steps``, ``gold``, ``question``, ``answer``, ``model``, ``final``)."""
-        return Corpus((to_trace(w, self.spec.name, seed, i) for i, w in enumerate(self.write(tasks, seed,
-                                                                                               task_config))),
+    def traces(self, tasks: Sequence[ChainTask], seed: int = 0, task_config: TaskConfig | None = None,
+               syntax: str = "marked") -> Corpus:
+        """Traces in the project format (``steps``, ``gold``, ``question``, ``answer``, ``model``, ``final``);
+        ``syntax``: the step syntax (:data:`~.grammar.SYNTAXES`), recorded in ``meta["syntax"]`` unless ``marked``."""
+        written = self.write(tasks, seed, task_config, syntax)
+        return Corpus((to_trace(w, self.spec.name, seed, i) for i, w in enumerate(written)),
                       source=f"lab:{self.spec.name}")
 
     def target_graph(self) -> TransferGraph:
@@ -356,7 +361,8 @@ def to_trace(written: WrittenTrace, teacher: str, seed: int, index: int) -> Trac
                  question=written.task.question, answer=str(written.task.answer), final=written.final,
                  behaviors=list(state.behaviors),
                  meta={"teacher": teacher, "seed": seed, "prompt": written.task.prompt, "slips": state.n_slips,
-                       "fixes": state.n_fixes, "correct": state.answer == written.task.answer})
+                       "fixes": state.n_fixes, "correct": state.answer == written.task.answer,
+                       **({} if state.syntax == "marked" else {"syntax": state.syntax})})
 
 
 def graph_of(traces: Iterable[Trace], name: str | None = None) -> TransferGraph:

@@ -76,13 +76,14 @@ class LabWriter:
 
 def synthesize_lab_traces(graph: TransferGraph, tasks: Sequence[ChainTask], seed: int = 0,
                           writer: LabWriter | None = None, max_steps: int = 24,
-                          force_answer: bool = True) -> Corpus:
+                          force_answer: bool = True, syntax: str = "marked") -> Corpus:
     """MOLE-SYN in the lab: a random walk on ``graph`` per task, each step written by the weak ``writer``.
 
     Walk ``i`` draws its behaviours from ``np.random.default_rng([seed, i])`` and the writer's slips and cues from
     ``random.Random`` seeded the same way, so any subset of tasks reproduces. A walk that reaches ``max_steps``
     without answering gets its current value as the answer when ``force_answer`` (``meta["stop_reason"]`` says
-    which). ``behaviors`` are the steps' behaviours; ``meta["requested"]`` the walk's.
+    which). ``behaviors`` are the steps' behaviours; ``meta["requested"]`` the walk's. ``syntax``: the step syntax
+    (:data:`~.grammar.SYNTAXES`).
     """
     writer = writer or LabWriter()
     name = graph.name or "graph"
@@ -90,7 +91,7 @@ def synthesize_lab_traces(graph: TransferGraph, tasks: Sequence[ChainTask], seed
     for index, task in enumerate(tasks):
         walk_rng = np.random.default_rng([seed, index])
         rng = random.Random(int(walk_rng.integers(2**31)))
-        state = ChainState.start(task)
+        state = ChainState.start(task, syntax)
         behavior = graph.sample_start(walk_rng)
         requested: list[str] = []
         final = None
@@ -110,7 +111,8 @@ def synthesize_lab_traces(graph: TransferGraph, tasks: Sequence[ChainTask], seed
             question=task.question, answer=str(task.answer), final=final, behaviors=list(state.behaviors),
             meta={"graph": name, "backend": "lab", "seed": seed, "walk": index, "prompt": task.prompt,
                   "requested": requested, "stop_reason": stop_reason, "slips": state.n_slips,
-                  "fixes": state.n_fixes, "correct": state.answer == task.answer if final else False}))
+                  "fixes": state.n_fixes, "correct": state.answer == task.answer if final else False,
+                  **({} if syntax == "marked" else {"syntax": syntax})}))
     return traces
 
 
