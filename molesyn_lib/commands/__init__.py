@@ -59,6 +59,10 @@ def http_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+#: File in a trained lab checkpoint listing its training prompts (``lab train`` writes it, ``lab rl`` excludes them).
+TRAIN_PROMPTS_FILE = "train_prompts.txt"
+
+
 def student_task_config(meta: dict, length: int | None = None):
     """The lab :class:`~molesyn_lib.lab.tasks.TaskConfig` a student was trained on (its ``meta["task"]``, with the
     lab's defaults for missing fields), ``length`` overriding the chain length; :class:`MolesynError` on bad values."""

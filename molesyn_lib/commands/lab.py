@@ -17,9 +17,8 @@ from pathlib import Path
 from ..errors import InputError, MolesynError
 from ..safeio import check_output, dumps_strict, write_text
 from ..traces import load_traces, save_traces
-from . import student_task_config
-
-TRAIN_PROMPTS_FILE = "train_prompts.txt"
+from . import TRAIN_PROMPTS_FILE, student_task_config
+from . import rl as rl_command
 
 
 def _task_config(args: argparse.Namespace):
@@ -161,3 +160,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", help="also write the JSON here")
     evaluate.add_argument("--graph-out", help="write the student's transfer graph (GRAPH.json) here")
     evaluate.set_defaults(func=run_eval)
+    rl_command.add_lab_subcommand(commands)  # molesyn lab rl (commands/rl.py)

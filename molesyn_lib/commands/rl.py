@@ -19,10 +19,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError, MolesynError
-from . import student_task_config
-
-TRAIN_PROMPTS_FILE = "train_prompts.txt"
-
+from . import TRAIN_PROMPTS_FILE, student_task_config
 
 
 def _load_init(spec: str):
@@ -86,17 +83,10 @@ def run_rl_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lab_subcommands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction | None:
-    """The sub-command action of the already registered ``lab`` parser, if any."""
-    lab = subparsers.choices.get("lab")
-    if lab is None:
-        return None
-    return next((a for a in lab._actions if isinstance(a, argparse._SubParsersAction)), None)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    target = _lab_subcommands(subparsers) or subparsers
-    parser = target.add_parser("rl", help="DAPO-style RL (TRL GRPO) of a lab student, with per-step stability logs")
+def add_lab_subcommand(lab_commands: argparse._SubParsersAction) -> None:
+    """Add ``rl`` to the sub-commands of ``molesyn lab`` (called by :func:`molesyn_lib.commands.lab.register`; this
+    module has no top-level ``register``, so the CLI does not list it on its own)."""
+    parser = lab_commands.add_parser("rl", help="DAPO-style RL (TRL GRPO) of a lab student, with per-step stability logs")
     parser.add_argument("--init", required=True, help="checkpoint directory (`molesyn lab train`) or untrained:SIZE")
     parser.add_argument("--steps", type=int, required=True, help="RL optimiser steps")
     parser.add_argument("--seed", type=int, default=0, help="RL seed (prompt order, sampling, RL prompts)")
