@@ -766,8 +766,7 @@ class CachedBackend:
         for key, request in zip(keys, requests):
             if key not in found and key not in todo:
                 todo[key] = request
-        self.misses += len(todo)
-        self.hits += len(requests) - len(todo)
+        self.hits += len(requests) - len(todo)  # found in the cache, or repeated within this call
         items = list(todo.items())
         bar = tqdm(total=len(items), desc=f"generate ({identity})", unit="req", leave=False,
                    disable=not self.progress or len(items) <= self.chunk_size)
@@ -778,8 +777,8 @@ class CachedBackend:
                     done = self.lookup([key for key, _ in part])  # what another run stored while we waited
                     found.update(done)
                     chunk = [(key, request) for key, request in part if key not in done]
-                    self.misses -= len(part) - len(chunk)
                     self.hits += len(part) - len(chunk)
+                    self.misses += len(chunk)
                     if chunk:
                         found.update(self._generate_chunk(chunk, identity))
                 bar.update(len(part))

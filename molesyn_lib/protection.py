@@ -382,7 +382,7 @@ def _execute_protection(run: ProtectionRun, keep_model: bool) -> dict[str, Any]:
     config = run.base
     if len(config.phases) != 1:
         raise MolesynError("protection runs train in one phase")
-    if getattr(config, "syntax", "marked") != "marked":
+    if config.syntax != "marked":
         raise MolesynError("protection runs compress traces in the marked step syntax only")
     splits = make_splits(config.n_train, config.n_test, config.task, config.task_seed)
     original = list(phase_traces(config.phases[0], config, splits.train, 0))

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from lab_students import micro_sft_student
 
 from molesyn_lib.cli import main
 from molesyn_lib.errors import InputError, MolesynError
@@ -148,16 +149,7 @@ def test_graph_drift_is_zero_for_the_same_structure_and_nan_without_transitions(
 # ----------------------------------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def micro_setting():
-    from molesyn_lib.lab.student import TrainConfig, build_student, sft_rows, train_student
-    from molesyn_lib.lab.tasks import TaskConfig, make_splits
-    from molesyn_lib.lab.teachers import Teacher
-
-    task = TaskConfig(length=2)
-    splits = make_splits(200, 12, task)
-    student = build_student("micro", seed=0)
-    train_student(student, sft_rows(Teacher("instruct", calibrate=False).traces(splits.train, 0, task)),
-                  TrainConfig(max_steps=10, batch_size=8))
-    return student, splits
+    return micro_sft_student(200, 12, 10)
 
 
 def test_two_step_dapo_run_logs_every_step_and_evaluation(micro_setting, tmp_path):

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import torch
+from lab_students import micro_sft_student
 
 from molesyn_lib.errors import MolesynError
 from molesyn_lib.rl.trainer import (
@@ -21,16 +22,7 @@ from molesyn_lib.rl.trainer import (
 
 @pytest.fixture(scope="module")
 def micro_setting():
-    from molesyn_lib.lab.student import TrainConfig, build_student, sft_rows, train_student
-    from molesyn_lib.lab.tasks import TaskConfig, make_splits
-    from molesyn_lib.lab.teachers import Teacher
-
-    task = TaskConfig(length=2)
-    splits = make_splits(60, 8, task)
-    student = build_student("micro", seed=0)
-    train_student(student, sft_rows(Teacher("instruct", calibrate=False).traces(splits.train, 0, task)),
-                  TrainConfig(max_steps=4, batch_size=8))
-    return student, splits
+    return micro_sft_student(60, 8, 4)
 
 
 def fresh(micro_setting, tmp_path):

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from ..traces import Trace
 from .grammar import (
     NOT,
-    ChainState,
     Computation,
     Ops,
     alternative_route,
@@ -44,7 +43,7 @@ from .grammar import (
     replay,
     split_cue,
 )
-from .tasks import ChainTask, apply_op
+from .tasks import ChainTask, apply_op, task_from_question
 
 
 @dataclass
@@ -183,16 +182,9 @@ def is_valid_chain(task: ChainTask, steps: Sequence[str], final: str) -> bool:
 
 def valid_share(traces: Sequence[Trace]) -> float:
     """Share of lab traces that are valid chains (their task read from the question)."""
-    from .tasks import task_from_question
-
     if not traces:
         return float("nan")
     return sum(is_valid_chain(task_from_question(t.question), t.steps, t.final or "") for t in traces) / len(traces)
 
 
-def final_value(task: ChainTask, steps: Sequence[str]) -> int:
-    """The value the chain ends on (what its answer line states)."""
-    return ChainState.from_steps(task, steps).value
-
-
-__all__ = ["final_value", "is_valid_chain", "valid_chain", "valid_share"]
+__all__ = ["is_valid_chain", "valid_chain", "valid_share"]
