@@ -41,7 +41,7 @@ book-full:
 	$(MAKE) book PROFILE=full
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --allow-root --no-browser notebooks/
