@@ -120,7 +120,7 @@ def test_summary_merge_keeps_other_chapters_and_profiles(root: Path) -> None:
         ("01_alpha", "smoke", "ok", False), ("01_alpha", "full", "ok", True), ("02_beta", "smoke", "failed", True)]
     assert [(r.chapter, r.profile) for r in book.load_summary(path)] == [(r.chapter, r.profile) for r in merged]
     assert not list(path.parent.glob(".*.tmp"))  # the atomic write leaves no temporary files
-    assert path.stat().st_mode & 0o777 == 0o666 & ~book._umask()  # not mkstemp's private 0600
+    assert path.stat().st_mode & 0o777 == 0o666 & ~book.records._umask()  # not mkstemp's private 0600
     path.write_text("{not json")
     with pytest.raises(InputError, match="run_summary.json:1: corrupt run summary"):
         book.load_summary(path)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from molesyn_lib import book, publish
+from molesyn_lib import book
+from molesyn_lib.book import publish
 from molesyn_lib.book import BookLayout
 from molesyn_lib.cli import main
 from molesyn_lib.errors import MolesynError
@@ -96,11 +97,13 @@ def test_scoreboard_links_into_unpublished_chapters_lose_their_section_anchor():
 
 
 def test_library_hash_ignores_the_book_machinery_only(tmp_path: Path) -> None:
-    package = Path(book.__file__).resolve().parent
+    package = Path(book.__file__).resolve().parents[1]
     copy = tmp_path / "molesyn_lib"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
     assert book.library_hash(copy) == book.library_hash()
-    (copy / "publish.py").write_text((copy / "publish.py").read_text() + "\n# a comment\n")
+    for machinery in ("book/publish.py", "book/running.py", "commands/book.py"):
+        (copy / machinery).write_text((copy / machinery).read_text() + "\n# a comment\n")
+    (copy / "book" / "new_page.py").write_text('"""a new page of the book machinery."""\n')
     book.library_hash.cache_clear()
     assert book.library_hash(copy) == book.library_hash()  # rendering code does not make chapters stale
     (copy / "claims.py").write_text((copy / "claims.py").read_text() + "\n# a comment\n")
@@ -124,7 +127,7 @@ def test_a_stale_chapter_names_the_library_files_that_changed(root: Path, tmp_pa
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     layout = BookLayout.at(root)
     source = root / "notebooks" / "01_alpha.ipynb"
-    package = Path(book.__file__).resolve().parent
+    package = Path(book.__file__).resolve().parents[1]
     copy = tmp_path / "molesyn_lib"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "claims.py").write_text((copy / "claims.py").read_text() + "\n# a comment\n")
@@ -132,7 +135,8 @@ def test_a_stale_chapter_names_the_library_files_that_changed(root: Path, tmp_pa
     entry = publish.Provenance(chapter="01_alpha", profile="standard", notebook_hash=publish.notebook_hash(source),
                                parameters_hash=publish.parameters_hash({"profile": "standard"}),
                                library_hash=book.library_hash(), library_files=book.library_file_hashes())
-    assert set(entry.library_files) >= {"claims.py", "lab/experiments.py"} and "book.py" not in entry.library_files
+    assert set(entry.library_files) >= {"claims.py", "lab/experiments.py"} and not any(
+        path.startswith("book/") for path in entry.library_files)
     monkeypatch.setattr(publish, "library_hash", lambda: book.library_hash(copy))
     monkeypatch.setattr(publish, "library_file_hashes", lambda: book.library_file_hashes(copy))
     assert publish.stale_reasons(entry, layout, {"profile": "standard"}) == [

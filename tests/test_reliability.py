@@ -432,7 +432,7 @@ def test_resume_hash_includes_the_library_source(tmp_path, monkeypatch):
     notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "x = 1"}]}))
     assert len(book.library_hash()) == 64
     before = book.source_hash(notebook, {"n": 1}, "smoke")
-    monkeypatch.setattr(book, "library_hash", lambda: "another library")
+    monkeypatch.setattr(book.provenance, "library_hash", lambda: "another library")
     assert book.source_hash(notebook, {"n": 1}, "smoke") != before
 
 
@@ -458,8 +458,8 @@ def test_a_failed_rerun_keeps_the_last_good_chapter_and_record(tmp_path, monkeyp
                                   executed=str(target.relative_to(layout.root)), log="logs/x.log",
                                   current=target == chapter.executed_path(layout))
 
-    monkeypatch.setattr(book, "execute_chapter", fake_execute)
-    monkeypatch.setattr(book, "stamp_executed_notebook", lambda *args: None)
+    monkeypatch.setattr(book.running, "execute_chapter", fake_execute)
+    monkeypatch.setattr(book.running, "stamp_executed_notebook", lambda *args: None)
     fake_execute.ok = True  # type: ignore[attr-defined]
     [first] = book.run_chapters(root, chapters=["01"], progress=False, echo=lambda line: None)
     assert first.status == "ok" and json.loads(good.read_text())["run"] == "good"

@@ -4,7 +4,7 @@
 * ``molesyn book build [--lenient] [--published [PROFILE]]``: the HTML book from ``book/chapters``, or (with
   ``--published``) from the chapters published under ``published/<profile>/`` (default ``standard``), executing nothing
 * ``molesyn book publish --profile standard [--chapters ...]``: store the chapters that ran ok with the profile,
-  their results and provenance, under ``published/<profile>/`` (see :mod:`molesyn_lib.publish`)
+  their results and provenance, under ``published/<profile>/`` (see :mod:`molesyn_lib.book.publish`)
 * ``molesyn book check``: list error outputs in the executed chapters
 * ``molesyn book [--profile full] [--chapters ...] [--lenient]`` (or ``molesyn book all ...``): run, then build
 
@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import book, publish
+from .. import book
+from ..book import publish
 
 
 def _add_root(parser: argparse.ArgumentParser, top: bool = False) -> None:

@@ -23,33 +23,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .book import (
+from ..claims import render_scoreboard
+from ..errors import InputError, MolesynError
+from ..safeio import read_json_file
+from .build import run_jupyter_book, vendor_mathjax
+from .layout import (
     PROFILES,
     TOC_SUFFIXES,
     BookLayout,
-    ChapterRecord,
-    _atomic_write_text,
-    _format_seconds,
-    _hardware_text,
-    _md_cell,
-    _seeds_text,
-    _versions_text,
-    changed_library_files,
     discover_chapters,
     injected_parameters,
-    json_sha256,
-    library_file_hashes,
-    library_hash,
-    load_summary,
     notebook_cells,
     notebook_title,
-    run_jupyter_book,
     select_chapters,
     toc_files,
-    vendor_mathjax,
 )
-from .errors import InputError, MolesynError
-from .safeio import read_json_file
+from .pages import _hardware_text, _md_cell, _seeds_text, _versions_text
+from .provenance import changed_library_files, json_sha256, library_file_hashes, library_hash
+from .records import ChapterRecord, _atomic_write_text, _format_seconds, load_summary
 
 PROVENANCE_FILE = "provenance.json"
 PROVENANCE_SCHEMA_VERSION = 1
@@ -66,7 +57,7 @@ def staging_dir(layout: BookLayout, profile: str) -> Path:
 
 
 def notebook_hash(path: Path) -> str:
-    """sha256 of a notebook's cell types and sources (:func:`~molesyn_lib.book.notebook_cells`)."""
+    """sha256 of a notebook's cell types and sources (:func:`~molesyn_lib.book.layout.notebook_cells`)."""
     return json_sha256(notebook_cells(path))
 
 
@@ -98,11 +89,11 @@ class Provenance:
             had uncommitted changes at publication.
         notebook_hash: :func:`notebook_hash` of the source notebook when it ran.
         parameters_hash: :func:`parameters_hash` of the injected parameters; ``parameters``: those parameters.
-        library_hash: :func:`~molesyn_lib.book.library_hash` of the library that ran it; ``library_files``: its
-            :func:`~molesyn_lib.book.library_file_hashes` (``{}`` where unknown), so a stale chapter names the files
+        library_hash: :func:`~molesyn_lib.book.provenance.library_hash` of the library that ran it; ``library_files``: its
+            :func:`~molesyn_lib.book.provenance.library_file_hashes` (``{}`` where unknown), so a stale chapter names the files
             that changed since.
         finished: when the run ended (UTC); ``seconds``: its wall time; ``timeout_s``: its limit.
-        seeds, versions, hardware: as in the run summary (:class:`~molesyn_lib.book.ChapterRecord`).
+        seeds, versions, hardware: as in the run summary (:class:`~molesyn_lib.book.records.ChapterRecord`).
         files: the published files of the chapter, relative to ``published/<profile>/``.
     """
 
@@ -278,8 +269,6 @@ def build_published(root: str | Path, profile: str = "standard", strict: bool = 
                     echo: Callable[[str], None] = print) -> Path:
     """Render the published chapters of ``profile`` as an HTML book without executing anything (see module
     docstring) and return the HTML folder."""
-    from .claims import render_scoreboard
-
     layout = BookLayout.at(root)
     entries = load_provenance(layout, profile)
     if not entries:
