@@ -1,4 +1,5 @@
-"""Where the book's files are and which chapters run with which parameters: the layout under one root, chapter discovery and selection, parameters per profile, notebook defaults, titles and cells, the table of contents."""
+"""Where the book's files are and which chapters run with which parameters: the layout under one root, chapter
+discovery and selection, parameters per profile, notebook defaults, titles and cells, the table of contents."""
 from __future__ import annotations
 
 import ast

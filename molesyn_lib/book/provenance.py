@@ -1,4 +1,5 @@
-"""What a run record says about where a chapter's numbers came from: the hash of the library code (without the book machinery), of a chapter's source and parameters, its seeds, the package versions and the hardware."""
+"""What a run record says about where a chapter's numbers came from: the hash of the library code (without the book
+machinery), of a chapter's source and parameters, its seeds, the package versions and the hardware."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
-"""Run records: one :class:`ChapterRecord` per chapter and profile in ``results/run_summary.json``, merged and written atomically after every chapter; the errors found in an executed notebook."""
+"""Run records: one :class:`ChapterRecord` per chapter and profile in ``results/run_summary.json``, merged and written
+atomically after every chapter; the errors found in an executed notebook."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
-"""Running the chapters: each in its own papermill subprocess with a wall-clock timeout and a process-group kill, the executed notebook stamped with its run, the summary updated after every chapter."""
+"""Running the chapters: each in its own papermill subprocess with a wall-clock timeout and a process-group kill, the
+executed notebook stamped with its run, the summary updated after every chapter."""
 from __future__ import annotations
 
 import json
