@@ -1,8 +1,10 @@
 """Readers' view: the built HTML book in a real headless Chromium.
 
 Every page listed in ``_toc.yml`` loads, has its figures (no broken images), shows no error output, renders math
-locally (no CDN: the page must not reference an external MathJax), and the "next" link navigates. A screenshot of each
-page is saved under ``book/_build/screenshots/`` as a test artefact.
+locally (no CDN: the page must not reference an external MathJax), and the "next" link navigates. Both books are
+checked: the smoke book (``book/_build/html``, from ``make book``) and the published standard book
+(``build/published-standard/_build/html``, from ``molesyn book build --published standard``), which is the one most
+readers see. A screenshot of each page is saved under ``book/_build/screenshots/<book>/`` as a test artefact.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` and a built book (``make book``). Without them the tests are skipped
 with the reason, unless ``MOLESYN_REQUIRE_BROWSER=1`` (set by ``.ci/run``) turns the skip into a failure.
@@ -23,6 +25,9 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "book" / "_build" / "html"
+#: The built books this test reads: the smoke book and the published standard book.
+BOOKS = {"smoke": HTML, "published": ROOT / "build" / "published-standard" / "_build" / "html"}
+PUBLISHED_PROVENANCE = ROOT / "published" / "standard" / "provenance.json"
 SHOTS = ROOT / "book" / "_build" / "screenshots"
 REQUIRED = os.environ.get("MOLESYN_REQUIRE_BROWSER") == "1"
 
@@ -35,8 +40,10 @@ def toc_pages() -> list[str]:
     return pages
 
 
-def _missing_reason() -> str | None:
-    if not (HTML / "index.html").exists():
+def _missing_reason(book: str) -> str | None:
+    if not (BOOKS[book] / "index.html").exists():
+        if book == "published":
+            return "the published book is not built (run `molesyn book build --published standard`)"
         return "the book is not built (run `make book`)"
     if not shutil.which("chromium") or not shutil.which("chromedriver"):
         return "Debian chromium/chromium-driver are not installed"
@@ -47,14 +54,19 @@ def _missing_reason() -> str | None:
     return None
 
 
+@pytest.fixture(scope="module", params=list(BOOKS))
+def book(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def server():
-    reason = _missing_reason()
-    if reason:
-        if REQUIRED:
+def server(book):
+    reason = _missing_reason(book)
+    if reason:  # CI builds the published book only when something is published
+        if REQUIRED and (book == "smoke" or PUBLISHED_PROVENANCE.exists()):
             pytest.fail(reason)
         pytest.skip(reason)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(BOOKS[book]))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -80,7 +92,7 @@ def browser(server, tmp_path_factory):
 
 
 @pytest.mark.parametrize("page", toc_pages())
-def test_page_renders(server, browser, page):
+def test_page_renders(server, browser, book, page):
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -123,8 +135,8 @@ def test_page_renders(server, browser, page):
             pass
         rendered = browser.execute_script("return document.querySelectorAll('mjx-container').length")
         assert rendered > 0, f"math on {page} was not rendered by the local MathJax"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SHOTS / f"{page.replace('/', '__')}.png"))
+    (SHOTS / book).mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / book / f"{page.replace('/', '__')}.png"))
 
 
 def test_navigation_next_links(server, browser):
