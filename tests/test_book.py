@@ -258,10 +258,12 @@ def test_killed_run_keeps_finished_chapters_and_resume_skips_them(root: Path) ->
 def test_hung_chapter_is_killed_at_its_timeout(root: Path) -> None:
     (root / "params" / "smoke.yaml").write_text('"02":\n  mode: hang\n')
     t0 = time.monotonic()
-    [beta] = book.run_chapters(root, chapters=["02"], timeout_s=6, progress=False, echo=lambda line: None)
-    assert time.monotonic() - t0 < 30
+    # 15 s: on a loaded machine the kernel's start and the first cells took more than 6 s, and the kill then
+    # (rightly) named cell 1; the hang itself lasts 600 s, so the limit still decides
+    [beta] = book.run_chapters(root, chapters=["02"], timeout_s=15, progress=False, echo=lambda line: None)
+    assert time.monotonic() - t0 < 60
     assert beta.status == "timeout" and beta.error is not None
-    assert beta.error.cell_index == 3 and "time limit of 6 s" in beta.error.evalue
+    assert beta.error.cell_index == 3 and "time limit of 15 s" in beta.error.evalue
     assert (BookLayout.at(root).chapters_dir / "02_beta.ipynb").exists()
 
 
