@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 
 import numpy as np
 import pytest
@@ -121,3 +122,40 @@ def test_real_minilm_encoder_and_cache(tmp_cache):
     again = encoder.encode(["A woman is playing violin."])
     np.testing.assert_allclose(again[0], vectors[2], atol=1e-6)
     assert encoder.hits == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_damaged_classifier_pickle_is_refitted_not_a_traceback(tmp_cache, damage):
+    """A cached classifier pickle cut short (a killed run before atomic writes, a full disk) or overwritten is
+    detected on load: the labeller refits, labels as before and replaces the file with a complete one."""
+    encoder = FakeEncoder(cache_path=tmp_cache / "emb.sqlite", show_progress=False)
+    train, test = _toy_traces(30, 0), _toy_traces(10, 1)
+    predicted = EmbeddingLabeler(encoder=encoder, train_docs=train, cache_model=True).label(test)
+    (path,) = (tmp_cache / "labelers").glob("embedding-*.pkl")
+    good = path.read_bytes()
+    path.write_bytes({"truncated": good[: len(good) // 2], "garbage": b"not a pickle at all", "empty": b""}[damage])
+    assert EmbeddingLabeler(encoder=encoder, train_docs=train, cache_model=True).label(test) == predicted
+    assert pickle.loads(path.read_bytes()) is not None  # the damaged file was replaced by a complete one
+
+
+def test_interrupted_encoding_keeps_the_chunks_it_finished(tmp_cache):
+    """The embedding cache stores each encoded chunk as it completes: a run stopped by Ctrl-C in its third chunk
+    leaves two chunks cached, and the rerun encodes only the rest."""
+
+    class InterruptedEncoder(FakeEncoder):
+        calls = 0
+
+        def encode_raw(self, texts):
+            type(self).calls += 1
+            if type(self).calls == 3:
+                raise KeyboardInterrupt
+            return super().encode_raw(texts)
+
+    texts = [f"step number {i} of a long trace" for i in range(50)]
+    encoder = InterruptedEncoder(cache_path=tmp_cache / "emb.sqlite", batch_size=1, show_progress=False)  # chunks of 8
+    with pytest.raises(KeyboardInterrupt):
+        encoder.encode(texts)
+    rerun = FakeEncoder(cache_path=tmp_cache / "emb.sqlite", batch_size=1, show_progress=False)
+    vectors = rerun.encode(texts)
+    assert rerun.hits == 16 and rerun.misses == 34
+    assert np.allclose(vectors, FakeEncoder(cache=False).encode(texts))

@@ -676,3 +676,39 @@ def test_concurrent_generation_runs_on_one_cache_share_the_work(tmp_path):
     assert sorted(generated) == sorted(r.prompt for r in requests)  # no request generated twice
     assert answers[0] == answers[1] == [f"ok:q{i}" for i in range(24)]
     assert sum(b.misses for b in backends) == 24 and sum(b.hits for b in backends) == 24
+
+
+def test_a_second_ctrl_c_exits_at_once(tmp_path):
+    """After the first Ctrl-C the command reports 'interrupted'; if the interpreter then waits (worker threads still
+    finishing), a second Ctrl-C ends the process at once with status 130 and no traceback."""
+    import signal
+    import time
+
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import sys, threading, time\n"
+        "from molesyn_lib import cli\n"
+        "build = cli.build_parser\n"
+        "def parser():\n"
+        "    p = build()\n"
+        "    sub = next(a for a in p._actions if a.dest == 'command')\n"
+        "    def hang(args):\n"
+        "        threading.Thread(target=time.sleep, args=(120,)).start()  # a worker that outlives the command\n"
+        "        raise KeyboardInterrupt\n"
+        "    sub.add_parser('hang').set_defaults(func=hang)\n"
+        "    return p\n"
+        "cli.build_parser = parser\n"
+        "sys.exit(cli.main(['hang']))\n")
+    process = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    first = process.stderr.readline()
+    assert "interrupted" in first
+    time.sleep(0.5)  # the interpreter is now waiting for the worker thread
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(timeout=20)
+    finally:
+        process.kill()
+    rest = process.stderr.read()
+    assert code == 130 and time.monotonic() - started < 20
+    assert "Traceback" not in rest
