@@ -681,9 +681,6 @@ def test_concurrent_generation_runs_on_one_cache_share_the_work(tmp_path):
 def test_a_second_ctrl_c_exits_at_once(tmp_path):
     """After the first Ctrl-C the command reports 'interrupted'; if the interpreter then waits (worker threads still
     finishing), a second Ctrl-C ends the process at once with status 130 and no traceback."""
-    import signal
-    import time
-
     script = tmp_path / "hang.py"
     script.write_text(
         "import sys, threading, time\n"
